@@ -1,0 +1,30 @@
+# The course's commands (see README.md):
+#   make lab     set up (once) and open JupyterLab on notebooks/   (NO_BROWSER=1 on a headless server)
+#   make test    set up (once), then the unit tests and every notebook under nbval, smoke profile, offline
+#   make course  execute every notebook headless in PROFILE (default cpu) into build/executed/
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8888
+PROFILE ?= cpu
+OFFLINE_SMOKE := HF_HUB_OFFLINE=1 TEXTCLF_PROFILE=smoke
+
+.PHONY: setup lab test unit-tests notebook-tests course
+setup: $(VENV)/.textclf-installed
+
+$(VENV)/.textclf-installed: requirements.txt pyproject.toml scripts/setup_env.sh
+	VENV=$(VENV) bash scripts/setup_env.sh
+
+lab: setup
+	$(PY) -m jupyterlab --notebook-dir=notebooks --port=$(PORT) $(if $(NO_BROWSER),--no-browser)
+
+test: unit-tests notebook-tests
+
+unit-tests: setup
+	$(OFFLINE_SMOKE) $(PY) -m pytest tests
+
+notebook-tests: setup
+	$(OFFLINE_SMOKE) $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
+	    --nbval-cell-timeout=900 notebooks
+
+course: setup
+	$(PY) scripts/run_course.py --profile $(PROFILE)

