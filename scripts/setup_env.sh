@@ -10,8 +10,8 @@ VENV=${VENV:-.venv}
 TORCH_VERSION=$(sed -n 's/^torch==//p' requirements.txt)
 started=$(date +%s)
 
-"$PYTHON" -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10 or newer is needed"' || {
-  echo "setup: $PYTHON is older than Python 3.10; set PYTHON=python3.11 (or similar)" >&2; exit 1; }
+"$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"' || {
+  echo "setup: $PYTHON is older than Python 3.11; set PYTHON=python3.11 (or newer)" >&2; exit 1; }
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 pip=("$VENV/bin/python" -m pip install --disable-pip-version-check)
 

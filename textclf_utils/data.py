@@ -183,12 +183,14 @@ def cache_dir() -> Path:
     return Path.home() / ".cache" / "textclf_utils"
 
 
-def _verified(path: Path, file: SourceFile) -> Path:
+def _verified(path: Path, file: SourceFile, origin: str | None = None) -> Path:
+    """``path`` if its SHA-256 is the published one; else ``ChecksumError`` naming ``origin`` (default: path)."""
     actual = sha256_of(path)
     if actual != file.sha256:
         raise ChecksumError(
-            f"{path} is corrupt or not the published file: its SHA-256 is {actual}, expected {file.sha256}. "
-            "Replace it with the original file (see data/README.md); it was not used."
+            f"{origin or path} is corrupt or not the published file {file.name}: its SHA-256 is {actual}, "
+            f"expected {file.sha256}. It was refused (not used, not cached); replace it with the original "
+            "(see data/README.md)."
         )
     return path
 
@@ -214,7 +216,7 @@ def _download(file: SourceFile, target: Path) -> None:
             with zipfile.ZipFile(fetched) as archive, archive.open(file.member) as src, open(extracted, "wb") as dst:
                 shutil.copyfileobj(src, dst)
             fetched = extracted
-        _verified(fetched, file)
+        _verified(fetched, file, origin=f"The download of {file.name} from {file.url}")
         os.replace(fetched, target)
 
 

@@ -1,0 +1,70 @@
+import dataclasses
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from textclf_utils import config
+
+
+def test_unknown_profile_lists_the_known_ones(monkeypatch):
+    monkeypatch.setenv("TEXTCLF_PROFILE", "laptop")
+    with pytest.raises(ValueError, match="smoke, cpu, gpu"):
+        config.get_profile()
+
+
+def test_profile_from_environment_and_argument(monkeypatch):
+    monkeypatch.setenv("TEXTCLF_PROFILE", "SMOKE")
+    assert config.get_profile().name == "smoke"
+    assert config.get_profile("gpu").name == "gpu"
+
+
+@pytest.mark.parametrize("cuda, expected", [(True, "gpu"), (False, "cpu")])
+def test_default_profile_follows_cuda(monkeypatch, cuda, expected):
+    monkeypatch.delenv("TEXTCLF_PROFILE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert config.get_profile().name == expected
+
+
+def test_profiles_are_frozen_and_grow_from_smoke_to_gpu():
+    smoke, cpu, gpu = (config.PROFILES[n] for n in ("smoke", "cpu", "gpu"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        smoke.epochs = 10
+    assert smoke.train_examples < cpu.train_examples and gpu.train_examples is None
+
+
+def test_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert config.get_device().type == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert config.get_device().type == "mps"
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert config.get_device().type == "cpu"
+
+
+def test_set_seed_repeats_every_generator():
+    def draw():
+        return random.random(), np.random.rand(), torch.rand(1).item()
+
+    config.set_seed(7)
+    first = draw()
+    config.set_seed(7)
+    assert draw() == first
+
+
+def test_hub_offline_flag_is_respected(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert config.hub_is_reachable() is False
+    assert "offline" in config.hub_status()
+
+
+def test_setup_notebook_reports_versions_device_profile_and_hub(monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    profile = config.setup_notebook("smoke", seed=3)
+    out = capsys.readouterr().out
+    assert profile.name == "smoke"
+    for key in ("python", "torch", "transformers", "datasets", "device", "profile", "hugging face hub"):
+        assert key in out
+    assert "smoke (chosen in code)" in out and "offline" in out

@@ -1,0 +1,251 @@
+"""The dataset registry: mirror, cache, verified downloads (against a local HTTP server), splits, user CSVs."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import io
+import threading
+import time
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from textclf_utils import config, data
+
+
+# ------------------------------------------------------------------------------------------------
+# The published datasets, read from the mirror
+
+def test_sst2_has_the_published_sizes(mirror, monkeypatch):
+    monkeypatch.setenv("TEXTCLF_DATA_DIR", str(mirror))
+    sst2 = data.load_course_dataset("sst2")
+    assert {k: len(v) for k, v in sst2.items()} == {"train": 67_349, "validation": 872}
+    assert sst2["train"].features["label"].names == ["negative", "positive"]
+    assert collections.Counter(sst2["validation"]["label"]) == {0: 428, 1: 444}
+    assert not sst2["train"][0]["text"].endswith(" ")
+
+
+def test_emotion_has_the_hub_label_order(mirror, monkeypatch):
+    monkeypatch.setenv("TEXTCLF_DATA_DIR", str(mirror))
+    emotion = data.load_course_dataset("emotion")
+    assert {k: len(v) for k, v in emotion.items()} == {"train": 16_000, "validation": 2_000, "test": 2_000}
+    names = emotion["train"].features["label"].names
+    assert names == ["sadness", "joy", "love", "anger", "fear", "surprise"]
+    counts = collections.Counter(emotion["test"]["label"])
+    assert counts[names.index("joy")] == 695 and counts[names.index("surprise")] == 66
+
+
+def test_sms_spam_is_deduplicated_before_a_stratified_split(mirror, monkeypatch):
+    monkeypatch.setenv("TEXTCLF_DATA_DIR", str(mirror))
+    sms = data.load_course_dataset("sms_spam", seed=0)
+    texts = [t for split in sms.values() for t in split["text"]]
+    assert len(texts) == len(set(texts)) == 5_160  # 5,574 messages, 414 repeats (11 differ only by spaces)
+    shares = [sum(split["label"]) / len(split) for split in sms.values()]
+    assert max(shares) - min(shares) < 0.01
+    assert data.load_course_dataset("sms_spam", seed=0)["test"]["text"] == sms["test"]["text"]
+    assert data.load_course_dataset("sms_spam", seed=1)["test"]["text"] != sms["test"]["text"]
+
+
+def test_unknown_dataset_lists_the_known_ones():
+    with pytest.raises(ValueError, match="sst2, sms_spam, emotion"):
+        data.load_course_dataset("imdb")
+
+
+def test_corrupt_mirror_file_is_refused_and_never_cached(mirror, tmp_path, monkeypatch, empty_cache):
+    bad = tmp_path / "mirror" / "sst2"
+    bad.mkdir(parents=True)
+    (bad / "train.tsv").write_bytes((mirror / "sst2" / "train.tsv").read_bytes().replace(b"\t1\n", b"\t0\n", 1))
+    (bad / "dev.tsv").write_bytes((mirror / "sst2" / "dev.tsv").read_bytes())
+    monkeypatch.setenv("TEXTCLF_DATA_DIR", str(tmp_path / "mirror"))
+    with pytest.raises(data.ChecksumError, match="SHA-256"):
+        data.load_course_dataset("sst2")
+    assert not empty_cache.exists() or not any(empty_cache.rglob("*.tsv"))
+
+
+def test_offline_with_no_copy_says_which_files_to_put_where(empty_cache, monkeypatch):
+    monkeypatch.setenv("TEXTCLF_OFFLINE", "1")
+    with pytest.raises(data.DataUnavailableError) as err:
+        data.load_course_dataset("emotion")
+    message = str(err.value)
+    for name in ("emotion/train.txt", "emotion/val.txt", "emotion/test.txt", "TEXTCLF_DATA_DIR", str(empty_cache)):
+        assert name in message
+
+
+def test_unreachable_source_fails_fast_without_hanging(empty_cache, monkeypatch):
+    spec = data.DATASETS["sms_spam"]
+    unreachable = dataclasses.replace(spec.files[0], url="http://course-data.invalid/sms.zip")
+    monkeypatch.setitem(data.DATASETS, "sms_spam", dataclasses.replace(spec, files=(unreachable,)))
+    started = time.perf_counter()
+    with pytest.raises(data.DataUnavailableError, match="download failed"):
+        data.load_course_dataset("sms_spam")
+    assert time.perf_counter() - started < 30
+    assert not any(p.is_file() for p in empty_cache.rglob("*"))
+
+
+# ------------------------------------------------------------------------------------------------
+# Downloads, against a local HTTP server serving the mirror's files
+
+class _Server:
+    """Serves ``routes`` {path: bytes} on 127.0.0.1; paths in ``truncate`` stop after half the body."""
+
+    def __init__(self, routes: dict[str, bytes], truncate: set[str] = frozenset()):
+        routes_, truncate_ = routes, truncate
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                body = routes_.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2] if self.path in truncate_ else body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def _point_at(monkeypatch, name: str, base_url: str, path: str) -> None:
+    spec = data.DATASETS[name]
+    files = tuple(dataclasses.replace(f, url=f"{base_url}{path.format(file=f.name)}") for f in spec.files)
+    monkeypatch.setitem(data.DATASETS, name, dataclasses.replace(spec, files=files))
+
+
+def _no_partial_files(cache: Path) -> bool:
+    return not any(".partial-" in str(p) for p in cache.rglob("*"))
+
+
+def test_download_from_an_archive_is_verified_cached_and_reused(mirror, empty_cache, monkeypatch):
+    archive = _zip({f"SST-2/{n}": (mirror / "sst2" / n).read_bytes() for n in ("train.tsv", "dev.tsv")})
+    with _Server({"/SST-2.zip": archive}) as server:
+        _point_at(monkeypatch, "sst2", server.url, "/SST-2.zip")
+        sst2 = data.load_course_dataset("sst2")
+    assert len(sst2["validation"]) == 872
+    assert (empty_cache / "sst2" / "dev.tsv").read_bytes() == (mirror / "sst2" / "dev.tsv").read_bytes()
+    assert _no_partial_files(empty_cache)
+    # the server is gone: the second load must come from the cache
+    assert len(data.load_course_dataset("sst2")["train"]) == 67_349
+
+
+def test_corrupt_download_is_refused_and_never_cached(mirror, empty_cache, monkeypatch):
+    files = {f"/{n}": (mirror / "emotion" / n).read_bytes() for n in ("train.txt", "val.txt", "test.txt")}
+    files["/val.txt"] = files["/val.txt"].replace(b";joy", b";fear", 1)
+    with _Server(files) as server:
+        _point_at(monkeypatch, "emotion", server.url, "/{file}")
+        with pytest.raises(data.ChecksumError, match="val.txt"):
+            data.load_course_dataset("emotion")
+    assert (empty_cache / "emotion" / "train.txt").is_file()  # the good file before it was kept
+    assert not (empty_cache / "emotion" / "val.txt").exists()
+    assert _no_partial_files(empty_cache)
+
+
+def test_interrupted_download_leaves_nothing_half_written(mirror, empty_cache, monkeypatch):
+    body = (mirror / "sms_spam" / "SMSSpamCollection").read_bytes()
+    with _Server({"/sms.zip": _zip({"SMSSpamCollection": body})}, truncate={"/sms.zip"}) as server:
+        _point_at(monkeypatch, "sms_spam", server.url, "/sms.zip")
+        with pytest.raises(data.DataUnavailableError, match="download failed"):
+            data.load_course_dataset("sms_spam")
+    assert not (empty_cache / "sms_spam" / "SMSSpamCollection").exists()
+    assert _no_partial_files(empty_cache)
+
+
+# ------------------------------------------------------------------------------------------------
+# Subsets and splits
+
+def _toy(n_pos: int, n_neg: int):
+    from datasets import ClassLabel, Dataset, Features, Value
+
+    return Dataset.from_dict(
+        {"text": [f"text {i}" for i in range(n_pos + n_neg)], "label": [1] * n_pos + [0] * n_neg},
+        features=Features({"text": Value("string"), "label": ClassLabel(names=["neg", "pos"])}),
+    )
+
+
+def test_stratified_subsample_keeps_proportions_and_is_seeded():
+    ds = _toy(900, 100)
+    small = data.stratified_subsample(ds, 50, seed=1)
+    assert len(small) == 50 and sum(small["label"]) == 45
+    assert small["text"] == data.stratified_subsample(ds, 50, seed=1)["text"]
+    assert small["text"] != data.stratified_subsample(ds, 50, seed=2)["text"]
+    assert data.stratified_subsample(ds, None) is ds and data.stratified_subsample(ds, 5000) is ds
+    with pytest.raises(ValueError, match="positive"):
+        data.stratified_subsample(ds, 0)
+
+
+def test_profile_subsample_sizes(mirror, monkeypatch):
+    monkeypatch.setenv("TEXTCLF_DATA_DIR", str(mirror))
+    smoke = config.get_profile("smoke")
+    small = data.subsample_for_profile(data.load_course_dataset("sst2"), smoke)
+    assert (len(small["train"]), len(small["validation"])) == (smoke.train_examples, smoke.eval_examples)
+
+
+def test_split_dataset_is_disjoint_and_rejects_bad_fractions():
+    parts = data.split_dataset(_toy(100, 100), validation_size=0.1, test_size=0.2, seed=0)
+    assert [len(parts[s]) for s in ("train", "validation", "test")] == [140, 20, 40]
+    seen = [set(parts[s]["text"]) for s in parts]
+    assert not (seen[0] & seen[1] or seen[0] & seen[2] or seen[1] & seen[2])
+    with pytest.raises(ValueError, match="fractions"):
+        data.split_dataset(_toy(10, 10), validation_size=0.6, test_size=0.5)
+
+
+# ------------------------------------------------------------------------------------------------
+# A user's own CSV/TSV
+
+def test_user_csv_with_named_labels(tmp_path):
+    path = tmp_path / "reviews.csv"
+    path.write_text('review,stars\n"great, really",good\nawful,bad\nfine,good\n', encoding="utf-8")
+    ds = data.load_csv_dataset(path, text_column="review", label_column="stars")["train"]
+    assert ds.features["label"].names == ["bad", "good"]
+    assert ds["text"][0] == "great, really" and ds["label"] == [1, 0, 1]
+
+
+def test_user_tsv_with_integer_labels_in_numeric_order(tmp_path):
+    path = tmp_path / "data.tsv"
+    path.write_text("text\tlabel\na\t10\nb\t2\nc\t2\n", encoding="utf-8")
+    ds = data.load_csv_dataset(path, "text", "label")["train"]
+    assert ds.features["label"].names == ["2", "10"] and ds["label"] == [1, 0, 0]
+
+
+@pytest.mark.parametrize("content, match", [
+    ("text,label\na,x\n", r"no column\(s\) \['target'\].*columns are \['text', 'label'\]"),
+    ("text,target\na,x\n ,y\nb,x\n,y\n", r"empty text .* rows \[3, 5\]"),
+    ("text,target\na,x\nb,\nc,y\n", r"missing label .* rows \[3\]"),
+])
+def test_user_csv_errors_name_the_problem_and_rows(tmp_path, content, match):
+    path = tmp_path / "mine.csv"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ValueError, match=match):
+        data.load_csv_dataset(path, text_column="text", label_column="target")
+
+
+def test_user_csv_labels_outside_the_given_names(tmp_path):
+    path = tmp_path / "mine.csv"
+    path.write_text("text,target\na,pos\nb,neutral\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"neutral.*rows \[3\]"):
+        data.load_csv_dataset(path, "text", "target", label_names=["neg", "pos"])
+    with pytest.raises(FileNotFoundError):
+        data.load_csv_dataset(tmp_path / "absent.csv", "text", "target")

@@ -1,0 +1,51 @@
+import time
+from pathlib import Path
+
+import pytest
+
+from textclf_utils import models
+
+
+def test_default_is_the_packaged_bert():
+    path = Path(models.resolve_model(None))
+    assert (path / "config.json").is_file() and (path / "model.safetensors").is_file()
+    assert models.resolve_model("all-MiniLM-L6-v2") == str(path)
+
+
+def test_unknown_model_lists_the_known_ones():
+    with pytest.raises(ValueError, match="bert-base-uncased") as err:
+        models.resolve_model("bert-large-nonsense")
+    assert models.PACKAGED_MODEL in str(err.value)
+
+
+def test_hub_model_offline_fails_at_once_naming_the_default(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    started = time.perf_counter()
+    with pytest.raises(models.OfflineModelError, match="all-MiniLM-L6-v2"):
+        models.resolve_model("bert-base-uncased")
+    assert time.perf_counter() - started < 5
+
+
+def test_hub_model_offline_can_fall_back(monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert models.resolve_model("bert-base-uncased", fallback_to_packaged=True) == str(models.packaged_model_path())
+    assert "instead of bert-base-uncased" in capsys.readouterr().out
+
+
+def test_folder_without_config_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="config.json"):
+        models.resolve_model(str(tmp_path))
+
+
+def test_classifier_takes_its_labels_from_the_dataset():
+    tokenizer, model = models.load_classifier(None, ["sadness", "joy", "love"])
+    assert model.config.num_labels == 3
+    assert model.config.id2label == {0: "sadness", 1: "joy", 2: "love"}
+    assert model.config.label2id["love"] == 2
+    assert tokenizer("hello world")["input_ids"][0] == tokenizer.cls_token_id
+
+
+@pytest.mark.parametrize("labels, message", [(["only"], "at least two"), (["a", "a"], "unique")])
+def test_bad_label_sets_are_refused(labels, message):
+    with pytest.raises(ValueError, match=message):
+        models.load_classifier(None, labels)

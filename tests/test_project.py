@@ -1,0 +1,57 @@
+"""The repository's own promises: pinned requirements, conda and pip agree, one repository URL."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _requirements() -> dict[str, str]:
+    lines = [l.strip() for l in (REPO / "requirements.txt").read_text().splitlines()]
+    pins = {}
+    for line in lines:
+        if line and not line.startswith("#"):
+            name, sep, version = line.partition("==")
+            assert sep, f"requirements.txt: {line!r} is not pinned with =="
+            pins[name.lower().replace("_", "-")] = version
+    return pins
+
+
+def test_environment_yml_pins_the_same_packages():
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    conda_pins = {}
+    for line in pip_section:
+        name, _, version = line.partition("==")
+        conda_pins[name.lower().replace("_", "-")] = version
+    assert conda_pins == _requirements()
+    assert any(str(d).startswith("python=") for d in env["dependencies"])
+
+
+def test_torch_is_pinned_for_the_setup_script():
+    assert re.fullmatch(r"\d+\.\d+\.\d+", _requirements()["torch"])
+
+
+def test_one_repository_url_everywhere():
+    url = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+    texts = {"README.md": (REPO / "README.md").read_text()}
+    for nb in sorted((REPO / "notebooks").rglob("*.ipynb")):
+        texts[str(nb.relative_to(REPO))] = "".join(
+            "".join(c["source"]) for c in json.loads(nb.read_text())["cells"])
+    assert url in texts["README.md"]
+    for name, text in texts.items():
+        for found in re.findall(r"https://(?:github\.com|colab\.research\.google\.com/github)/[\w.-]+/[\w.-]+", text):
+            repo = found.replace("colab.research.google.com/github", "github.com")
+            assert repo == url, f"{name} names {found}, but pyproject.toml's repository is {url}"
+
+
+def test_every_notebook_starts_with_the_environment_report():
+    for nb in sorted((REPO / "notebooks").glob("*.ipynb")):
+        code = [("".join(c["source"])) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
+        assert any("setup_notebook(" in c for c in code[:3]), f"{nb.name} does not call setup_notebook() first"
