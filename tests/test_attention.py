@@ -1,0 +1,213 @@
+"""textclf_utils.attention against PyTorch's attention and against the packaged BERT's layer 0."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings, strategies as st
+from torch import nn
+
+from textclf_utils.attention import (
+    MultiHeadAttention,
+    causal_mask,
+    copy_from_bert_attention,
+    copy_from_torch_multihead,
+    masked_softmax,
+    padding_mask,
+    scaled_dot_product_attention,
+)
+
+
+@st.composite
+def attention_inputs(draw):
+    """Random (query, key, value, mask) in float32; the mask may be absent, 2-D, a padding mask or full."""
+    batch, heads = draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    len_q, len_k = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    d_k, d_v = draw(st.integers(1, 16)), draw(st.integers(1, 16))
+    gen = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+    query = torch.randn(batch, heads, len_q, d_k, generator=gen)
+    key = torch.randn(batch, heads, len_k, d_k, generator=gen)
+    value = torch.randn(batch, heads, len_k, d_v, generator=gen)
+    mask_shape = draw(st.sampled_from([None, (len_q, len_k), (batch, 1, 1, len_k), (batch, heads, len_q, len_k)]))
+    mask = None if mask_shape is None else torch.rand(mask_shape, generator=gen) < draw(st.floats(0.0, 1.0))
+    return query, key, value, mask
+
+
+@settings(max_examples=60, deadline=None)
+@given(attention_inputs())
+def test_matches_torch_scaled_dot_product_attention(inputs):
+    query, key, value, mask = inputs
+    ours, weights = scaled_dot_product_attention(query, key, value, mask=mask)
+    reference = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=0.0)
+    assert ours.shape == reference.shape
+    assert (ours - reference).abs().max().item() <= 1e-6
+    row_sums = weights.sum(dim=-1)
+    valid_rows = torch.ones_like(row_sums, dtype=torch.bool) if mask is None else mask.any(-1).expand_as(row_sums)
+    assert torch.allclose(row_sums[valid_rows], torch.ones(()), atol=1e-6)
+    assert torch.all(row_sums[~valid_rows] == 0)
+    if mask is not None:
+        assert torch.all(weights.masked_select(~mask.expand_as(weights)) == 0)
+
+
+def test_hand_computed_example():
+    # one query, two keys: scores (1·1 + 0·0) / √2 and (1·0 + 0·1) / √2, so weights ∝ (e^{1/√2}, 1)
+    query, key, value = torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[10.0], [20.0]])
+    output, weights = scaled_dot_product_attention(query, key, value)
+    first = torch.exp(torch.tensor(2 ** -0.5)) / (torch.exp(torch.tensor(2 ** -0.5)) + 1)
+    assert torch.allclose(weights, torch.stack([first, 1 - first]).reshape(1, 2))
+    assert torch.allclose(output, 10 * first + 20 * (1 - first))
+
+
+def test_padded_keys_get_exactly_zero_weight():
+    attention_mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    x = torch.randn(2, 5, 8)
+    _, weights = scaled_dot_product_attention(x[:, None], x[:, None], x[:, None], mask=padding_mask(attention_mask))
+    assert torch.all(weights[0, ..., 3:] == 0)
+    assert torch.all(weights[1] > 0)
+
+
+def test_causal_mask_matches_is_causal():
+    query, key, value = torch.randn(3, 2, 6, 4).unbind(0)
+    ours, weights = scaled_dot_product_attention(query, key, value, mask=causal_mask(6))
+    reference = F.scaled_dot_product_attention(query, key, value, is_causal=True)
+    assert (ours - reference).abs().max() <= 1e-6
+    assert torch.all(weights.triu(diagonal=1) == 0)
+
+
+def test_fully_masked_row_gives_zeros_not_nan_and_finite_gradients():
+    scores = torch.randn(2, 3, requires_grad=True)
+    mask = torch.tensor([[True, False, True], [False, False, False]])
+    naive = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+    assert torch.isnan(naive[1]).all()  # the pitfall this function exists for
+    weights = masked_softmax(scores, mask)
+    assert torch.equal(weights[1], torch.zeros(3))
+    assert torch.allclose(weights[0].sum(), torch.tensor(1.0))
+    (weights * torch.randn(2, 3)).sum().backward()
+    assert torch.isfinite(scores.grad).all()
+
+
+def test_split_and_merge_heads_are_inverse():
+    attention = MultiHeadAttention(12, 3)
+    x = torch.randn(2, 5, 12)
+    split = attention.split_heads(x)
+    assert split.shape == (2, 3, 5, 4)
+    assert torch.equal(split[:, 1], x[..., 4:8])  # head 1 holds features 4..7
+    assert torch.equal(attention.merge_heads(split), x)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_matches_torch_multihead_attention(bias):
+    torch.manual_seed(0)
+    reference = nn.MultiheadAttention(32, 4, bias=bias, batch_first=True).eval()
+    ours = copy_from_torch_multihead(MultiHeadAttention(32, 4, bias=bias), reference).eval()
+    x = torch.randn(3, 7, 32)
+    attention_mask = torch.tensor([[1] * 7, [1] * 4 + [0] * 3, [1] * 2 + [0] * 5])
+    expected, expected_weights = reference(x, x, x, key_padding_mask=~attention_mask.bool(),
+                                           need_weights=True, average_attn_weights=False)
+    output, weights = ours(x, padding_mask(attention_mask))
+    assert (output - expected).abs().max() <= 1e-5
+    assert (weights - expected_weights).abs().max() <= 1e-5
+    n_params = sum(p.numel() for p in ours.parameters())
+    assert n_params == sum(p.numel() for p in reference.parameters()) == 4 * 32 * 32 + (4 * 32 if bias else 0)
+
+
+@pytest.fixture(scope="module")
+def bert():
+    from transformers import AutoTokenizer, BertModel
+
+    from textclf_utils.models import packaged_model_path
+
+    path = packaged_model_path()
+    return AutoTokenizer.from_pretrained(path), BertModel.from_pretrained(path, attn_implementation="eager").eval()
+
+
+def test_reproduces_bert_layer_0(bert):
+    tokenizer, model = bert
+    batch = tokenizer(["The student studies hard for the final exam.", "Short one."], padding=True, return_tensors="pt")
+    layer = model.encoder.layer[0].attention
+    captured = {}
+    hooks = [layer.output.dense.register_forward_hook(lambda m, i, o: captured.update(dense=o)),
+             layer.register_forward_hook(lambda m, i, o: captured.update(block=o[0]))]
+    try:
+        with torch.no_grad():
+            out = model(**batch, output_hidden_states=True, output_attentions=True)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    ours = copy_from_bert_attention(MultiHeadAttention(384, 12), layer).eval()
+    x = out.hidden_states[0]  # the embeddings: layer 0's input
+    with torch.no_grad():
+        output, weights = ours(x, padding_mask(batch["attention_mask"]))
+        after_norm = layer.output.LayerNorm(output + x)
+    assert (output - captured["dense"]).abs().max() <= 1e-5  # attention.self + attention.output.dense
+    assert (after_norm - captured["block"]).abs().max() <= 1e-5  # + residual and LayerNorm
+    assert (weights - out.attentions[0]).abs().max() <= 1e-5
+
+
+def test_copy_refuses_a_mismatched_layout(bert):
+    _, model = bert
+    with pytest.raises(ValueError, match=r"MultiHeadAttention\(384, 12\)"):
+        copy_from_bert_attention(MultiHeadAttention(384, 6), model.encoder.layer[0].attention)
+    with pytest.raises(ValueError, match="BERT attention module"):
+        copy_from_bert_attention(MultiHeadAttention(384, 12), model.encoder.layer[0])
+    with pytest.raises(ValueError, match="bias"):
+        copy_from_torch_multihead(MultiHeadAttention(8, 2, bias=False), nn.MultiheadAttention(8, 2))
+    with pytest.raises(ValueError, match="nn.MultiheadAttention"):
+        copy_from_torch_multihead(MultiHeadAttention(8, 2), nn.Linear(8, 8))
+
+
+def test_dropout_only_in_training():
+    attention = MultiHeadAttention(16, 2, dropout=0.5)
+    x = torch.randn(1, 6, 16)
+    attention.eval()
+    assert torch.equal(attention(x)[0], attention(x)[0])
+    _, eval_weights = attention(x)
+    attention.train()
+    _, weights = attention(x)
+    dropped = weights == 0
+    assert dropped.any() and not dropped.all()
+    # the weights kept are rescaled by 1 / (1 - p) = 2, so the expected sum stays the same
+    assert torch.allclose(weights[~dropped], 2 * eval_weights[~dropped])
+
+
+@pytest.mark.parametrize(
+    "shapes, message",
+    [
+        (((2, 5, 4), (2, 5, 3), (2, 5, 3)), "d_k"),
+        (((2, 5, 4), (2, 6, 4), (2, 5, 4)), "same length L_k"),
+        (((2, 5, 4), (3, 5, 4), (3, 5, 4)), "leading"),
+        (((2, 5, 4), (5, 4), (5, 4)), "same number"),
+    ],
+)
+def test_mismatched_shapes_raise(shapes, message):
+    query, key, value = (torch.randn(shape) for shape in shapes)
+    with pytest.raises(ValueError, match=message):
+        scaled_dot_product_attention(query, key, value)
+
+
+def test_bad_masks_raise_saying_what_was_expected():
+    query = key = value = torch.randn(2, 3, 5, 4)
+    with pytest.raises(ValueError, match=r"\(5, 5\)"):
+        scaled_dot_product_attention(query, key, value, mask=torch.ones(5, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match="does not broadcast"):  # broadcasting would grow the output
+        scaled_dot_product_attention(query, key, value, mask=torch.ones(4, 2, 3, 5, 5, dtype=torch.bool))
+    with pytest.raises(ValueError, match="boolean"):
+        scaled_dot_product_attention(query, key, value, mask=torch.ones(5, 5))
+    with pytest.raises(ValueError, match=r"\(batch, length\)"):
+        padding_mask(torch.ones(2, 1, 5))
+    with pytest.raises(ValueError, match="positive"):
+        causal_mask(0)
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        scaled_dot_product_attention(query, key, value, dropout_p=1.0)
+
+
+def test_bad_multihead_configuration_and_input_raise():
+    with pytest.raises(ValueError, match="divisible"):
+        MultiHeadAttention(384, 7)
+    with pytest.raises(ValueError, match="positive"):
+        MultiHeadAttention(0, 1)
+    with pytest.raises(ValueError, match=r"\(batch, length, 16\)"):
+        MultiHeadAttention(16, 2)(torch.randn(1, 4, 12))
+    with pytest.raises(ValueError, match="does not broadcast"):
+        MultiHeadAttention(16, 2)(torch.randn(3, 4, 16), torch.ones(2, 1, 1, 4, dtype=torch.bool))
