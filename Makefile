@@ -15,7 +15,8 @@ $(VENV)/.textclf-installed: requirements.txt pyproject.toml scripts/setup_env.sh
 	VENV=$(VENV) bash scripts/setup_env.sh
 
 lab: setup
-	$(PY) -m jupyterlab --notebook-dir=notebooks --port=$(PORT) $(if $(NO_BROWSER),--no-browser)
+	$(PY) -m jupyterlab --notebook-dir=notebooks --port=$(PORT) $(if $(NO_BROWSER),--no-browser) \
+	    $(if $(filter 0,$(shell id -u)),--allow-root)
 
 test: unit-tests notebook-tests
 
