@@ -1,0 +1,458 @@
+"""Fine-tuning a text classifier: tokenise, pad per batch, group by length, train, evaluate.
+
+Two recipes share the same data handling:
+
+- ``train_classifier``: a plain PyTorch loop (AdamW, linear warm-up and decay, gradient clipping,
+  dynamic padding, length-grouped batches, mixed precision on CUDA, a tqdm bar, evaluation each
+  epoch, the best epoch's weights restored at the end);
+- ``evaluate_classifier``: loss, accuracy, predictions and class probabilities on a dataset.
+
+The model may be a Hugging Face classifier (its output has ``.logits``) or any module that takes
+``input_ids`` / ``attention_mask`` / ``token_type_ids`` keywords and returns the logits tensor.
+Datasets have a ``text`` column and a ``label`` column of class ids.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Sampler
+
+from .config import get_device, set_seed
+
+TEXT_COLUMN = "text"
+LABEL_COLUMN = "label"
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks made before any training starts
+
+
+def model_num_labels(model: nn.Module) -> int | None:
+    """The number of classes ``model`` predicts, when it says so (``config.num_labels`` or ``num_labels``)."""
+    config = getattr(model, "config", None)
+    for source in (config, model):
+        value = getattr(source, "num_labels", None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def model_max_length(model: nn.Module, tokenizer: Any = None) -> int | None:
+    """The longest input, in tokens, that ``model`` (and ``tokenizer``) can take, when known."""
+    limits = []
+    config = getattr(model, "config", None)
+    for source, name in ((config, "max_position_embeddings"), (model, "max_position_embeddings"),
+                         (model, "max_length")):
+        value = getattr(source, name, None)
+        if isinstance(value, int):
+            limits.append(value)
+    tokenizer_limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tokenizer_limit, int) and tokenizer_limit < 1_000_000:  # huge = "no limit" sentinel
+        limits.append(tokenizer_limit)
+    return min(limits) if limits else None
+
+
+def check_classification_dataset(dataset, num_labels: int | None, name: str = "dataset") -> None:
+    """Raise ``ValueError`` unless ``dataset`` is non-empty, has ``text``/``label`` and valid label ids."""
+    if dataset is None:
+        raise ValueError(f"The {name} is None; expected a datasets.Dataset with 'text' and 'label' columns.")
+    columns = list(getattr(dataset, "column_names", []) or [])
+    missing = [c for c in (TEXT_COLUMN, LABEL_COLUMN) if c not in columns]
+    if missing:
+        raise ValueError(f"The {name} has no {missing} column(s); its columns are {columns}. "
+                         f"Expected a '{TEXT_COLUMN}' column of strings and a '{LABEL_COLUMN}' column of class ids "
+                         "(rename yours with dataset.rename_column).")
+    if len(dataset) == 0:
+        raise ValueError(f"The {name} is empty: there is nothing to train or evaluate on.")
+    labels = np.asarray(dataset[LABEL_COLUMN])
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"The {name}'s '{LABEL_COLUMN}' column must hold integer class ids, got {labels.dtype} "
+                         "(map label names to ids first, e.g. with a datasets.ClassLabel).")
+    if num_labels is not None:
+        bad = (labels < 0) | (labels >= num_labels)
+        if bad.any():
+            raise ValueError(f"The {name} has label ids {sorted(set(labels[bad].tolist()))[:10]} outside "
+                             f"0..{num_labels - 1} (the model has num_labels={num_labels}); "
+                             f"{int(bad.sum())} rows, the first at index {int(np.flatnonzero(bad)[0])}.")
+
+
+def check_max_length(max_length: int, model: nn.Module, tokenizer: Any = None) -> None:
+    """Raise ``ValueError`` if ``max_length`` is not positive or above what the model can take."""
+    if not isinstance(max_length, int) or max_length < 2:
+        raise ValueError(f"max_length must be an integer of at least 2 (room for [CLS] and [SEP]), got {max_length!r}.")
+    limit = model_max_length(model, tokenizer)
+    if limit is not None and max_length > limit:
+        raise ValueError(f"max_length={max_length} is above the model's limit of {limit} tokens "
+                         f"(its position embeddings stop there); use max_length <= {limit}.")
+
+
+def _check_positive(**values: float) -> None:
+    for name, value in values.items():
+        if value is None or not value > 0:
+            raise ValueError(f"{name} must be positive, got {value!r}.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokenisation, padding and batching
+
+
+def tokenize_dataset(dataset, tokenizer, max_length: int) -> list[dict[str, Any]]:
+    """Tokenise ``dataset`` (truncating to ``max_length``, no padding yet) into a list of features.
+
+    Each feature holds the tokenizer's outputs (``input_ids``, ``attention_mask``, ...) and ``labels``.
+    Padding is left to the collator, batch by batch.
+    """
+    encoded = tokenizer(list(dataset[TEXT_COLUMN]), truncation=True, max_length=max_length)
+    labels = list(dataset[LABEL_COLUMN])
+    keys = [k for k in MODEL_INPUTS if k in encoded]
+    return [{**{k: encoded[k][i] for k in keys}, "labels": labels[i]} for i in range(len(labels))]
+
+
+def make_collator(tokenizer, pad_to_max_length: bool = False, max_length: int | None = None,
+                  pad_to_multiple_of: int | None = None):
+    """A ``DataCollatorWithPadding``: pad to the longest in each batch (default) or always to ``max_length``."""
+    from transformers import DataCollatorWithPadding
+
+    if pad_to_max_length:
+        return DataCollatorWithPadding(tokenizer, padding="max_length", max_length=max_length)
+    return DataCollatorWithPadding(tokenizer, padding="longest", pad_to_multiple_of=pad_to_multiple_of)
+
+
+def length_grouped_sampler(features: Sequence[dict[str, Any]], batch_size: int,
+                           generator: torch.Generator) -> Sampler:
+    """Transformers' ``LengthGroupedSampler``: random mega-batches, each sorted by length, so that the
+    examples of one batch have similar lengths and little padding is wasted."""
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    return LengthGroupedSampler(batch_size, lengths=[len(f["input_ids"]) for f in features], generator=generator)
+
+
+def padding_fraction(loader: DataLoader) -> float:
+    """The share of token positions in ``loader``'s batches that are padding."""
+    padded = real = 0
+    for batch in loader:
+        padded += batch["attention_mask"].numel()
+        real += int(batch["attention_mask"].sum())
+    return 1 - real / padded if padded else 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Mixed precision
+
+
+@dataclass(frozen=True)
+class AmpSettings:
+    """How to run the forward pass: ``dtype`` None means full fp32; a scaler is needed for fp16 only."""
+
+    dtype: torch.dtype | None
+    use_scaler: bool
+
+    @property
+    def name(self) -> str:
+        return "fp32" if self.dtype is None else str(self.dtype).replace("torch.", "")
+
+
+def amp_settings(device: torch.device | str, enabled: bool | None = None,
+                 bf16_supported: bool | None = None) -> AmpSettings:
+    """Mixed precision on CUDA only: bf16 where the GPU supports it (no scaler needed), else fp16 with a
+    ``GradScaler``. ``enabled=None`` means "on when the device is CUDA"; on a CPU it is always off (CPU
+    autocast rarely speeds training up). ``bf16_supported`` overrides the GPU's own answer (for tests)."""
+    device = torch.device(device)
+    if device.type != "cuda" or enabled is False:
+        return AmpSettings(dtype=None, use_scaler=False)
+    if bf16_supported is None:
+        bf16_supported = torch.cuda.is_bf16_supported()
+    if bf16_supported:
+        return AmpSettings(dtype=torch.bfloat16, use_scaler=False)
+    return AmpSettings(dtype=torch.float16, use_scaler=True)
+
+
+def autocast(device: torch.device, amp: AmpSettings):
+    """``torch.autocast`` for ``amp``, or a do-nothing context in full precision."""
+    if amp.dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=amp.dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Forward pass, evaluation
+
+
+def _logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    output = model(**{k: v for k, v in batch.items() if k in MODEL_INPUTS})
+    return output if isinstance(output, torch.Tensor) else output.logits
+
+
+def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _resolve_device(device: torch.device | str | None) -> torch.device:
+    return torch.device(device) if device is not None else get_device()
+
+
+@torch.no_grad()
+def _evaluate_features(model: nn.Module, features: list[dict[str, Any]], collator, batch_size: int,
+                       device: torch.device, amp: AmpSettings, loss_fn: LossFunction | None = None,
+                       progress: bool = False) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    # Sorted by length, batches need almost no padding; the results are put back in the original order.
+    order = np.argsort([len(f["input_ids"]) for f in features], kind="stable")
+    was_training = model.training
+    model.eval()
+    logits_sorted = []
+    for start in tqdm(range(0, len(order), batch_size), desc="evaluating", disable=not progress, leave=False):
+        batch = _to_device(collator([features[i] for i in order[start:start + batch_size]]), device)
+        with autocast(device, amp):
+            logits_sorted.append(_logits(model, batch).float().cpu())
+    model.train(was_training)
+    logits = torch.empty((len(order), logits_sorted[0].shape[-1]))
+    logits[torch.as_tensor(order)] = torch.cat(logits_sorted)
+    labels = torch.tensor([f["labels"] for f in features])
+    loss = (loss_fn or nn.functional.cross_entropy)(logits, labels).item()
+    probabilities = torch.softmax(logits, dim=-1).numpy()
+    predictions = probabilities.argmax(axis=-1)
+    return {
+        "accuracy": float((predictions == labels.numpy()).mean()),
+        "loss": float(loss),
+        "predictions": predictions,
+        "probabilities": probabilities,
+        "labels": labels.numpy(),
+    }
+
+
+def evaluate_classifier(model: nn.Module, tokenizer, dataset, batch_size: int = 64, max_length: int = 128,
+                        device: torch.device | str | None = None, progress: bool = False) -> dict[str, Any]:
+    """Loss and accuracy of ``model`` on ``dataset``, with its predictions and class probabilities.
+
+    Returns ``{"accuracy", "loss", "predictions", "probabilities", "labels"}`` (arrays in the
+    dataset's order). Mixed precision is used on CUDA, as in training.
+    """
+    check_classification_dataset(dataset, model_num_labels(model), "evaluation dataset")
+    check_max_length(max_length, model, tokenizer)
+    _check_positive(batch_size=batch_size)
+    device = _resolve_device(device)
+    model.to(device)
+    features = tokenize_dataset(dataset, tokenizer, max_length)
+    return _evaluate_features(model, features, make_collator(tokenizer), batch_size, device,
+                              amp_settings(device), progress=progress)
+
+
+# ---------------------------------------------------------------------------------------------
+# The plain PyTorch training loop
+
+
+@dataclass
+class TrainingResult:
+    """What ``train_classifier`` measured.
+
+    ``history`` has one dict per epoch: ``epoch``, ``step``, ``train_loss`` (mean over the epoch),
+    ``eval_loss``, ``eval_accuracy``, ``learning_rate`` (at the epoch's end), ``seconds`` (training time of
+    the epoch, evaluation excluded) and ``train_samples_per_second``. ``step_losses`` holds the loss of
+    every optimisation step. The model holds the weights of ``best_epoch`` when training returns.
+    """
+
+    history: list[dict[str, float]]
+    step_losses: list[float]
+    best_epoch: int
+    best_eval_accuracy: float | None
+    train_seconds: float
+    train_samples_per_second: float
+    steps: int
+    precision: str
+    padding_fraction: float
+    final_eval: dict[str, Any] | None = field(default=None, repr=False)
+
+
+def _optimizer(model: nn.Module, learning_rate: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW with no weight decay on biases and LayerNorm weights (as BERT was trained)."""
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        (no_decay if parameter.ndim < 2 or "norm" in name.lower() else decay).append(parameter)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=learning_rate, fused=None)
+
+
+def train_classifier(
+    model: nn.Module,
+    tokenizer,
+    train_dataset,
+    eval_dataset=None,
+    *,
+    epochs: float,
+    learning_rate: float,
+    batch_size: int,
+    max_length: int,
+    warmup_ratio: float = 0.1,
+    weight_decay: float = 0.01,
+    max_grad_norm: float | None = 1.0,
+    group_by_length: bool = True,
+    pad_to_max_length: bool = False,
+    mixed_precision: bool | None = None,
+    seed: int = 42,
+    device: torch.device | str | None = None,
+    max_steps: int | None = None,
+    eval_batch_size: int | None = None,
+    loss_fn: LossFunction | None = None,
+    sampler: Sampler | None = None,
+    num_labels: int | None = None,
+    progress: bool = True,
+) -> TrainingResult:
+    """Fine-tune ``model`` on ``train_dataset`` with a plain PyTorch loop; evaluate on ``eval_dataset``
+    after every epoch and restore the weights of the epoch with the best accuracy at the end.
+
+    ``epochs`` may be fractional (e.g. 1.5); ``max_steps`` overrides it. ``group_by_length`` batches
+    examples of similar length (less padding); ``pad_to_max_length`` pads every batch to ``max_length``
+    (the naive recipe, for comparison). ``mixed_precision=None`` uses AMP on CUDA only (bf16 if the GPU
+    supports it, else fp16 with a gradient scaler). ``loss_fn(logits, labels)`` replaces cross-entropy;
+    ``sampler`` (over the training examples) replaces the shuffling/length-grouping sampler.
+    Bad input (empty data, a missing column, label ids outside ``num_labels``, ``max_length`` above the
+    model's limit) raises ``ValueError`` before any training.
+    """
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    num_labels = num_labels or model_num_labels(model)
+    check_classification_dataset(train_dataset, num_labels, "training dataset")
+    if eval_dataset is not None:
+        check_classification_dataset(eval_dataset, num_labels, "evaluation dataset")
+    check_max_length(max_length, model, tokenizer)
+    _check_positive(epochs=epochs, learning_rate=learning_rate, batch_size=batch_size)
+    if max_steps is not None:
+        _check_positive(max_steps=max_steps)
+    if not 0 <= warmup_ratio < 1:
+        raise ValueError(f"warmup_ratio must be in [0, 1), got {warmup_ratio}.")
+
+    set_seed(seed)
+    device = _resolve_device(device)
+    amp = amp_settings(device, mixed_precision)
+    model.to(device)
+
+    train_features = tokenize_dataset(train_dataset, tokenizer, max_length)
+    eval_features = tokenize_dataset(eval_dataset, tokenizer, max_length) if eval_dataset is not None else None
+    collator = make_collator(tokenizer, pad_to_max_length, max_length)
+    eval_collator = make_collator(tokenizer)
+    generator = torch.Generator().manual_seed(seed)
+    if sampler is None and group_by_length:
+        sampler = length_grouped_sampler(train_features, batch_size, generator)
+    loader = DataLoader(train_features, batch_size=batch_size, shuffle=sampler is None, sampler=sampler,
+                        collate_fn=collator, generator=generator if sampler is None else None)
+
+    steps_per_epoch = len(loader)
+    total_steps = max_steps or math.ceil(epochs * steps_per_epoch)
+    num_epochs = math.ceil(total_steps / steps_per_epoch)
+    optimizer = _optimizer(model, learning_rate, weight_decay)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), total_steps)
+    scaler = torch.amp.GradScaler(device.type) if amp.use_scaler else None
+    compute_loss = loss_fn or nn.functional.cross_entropy
+
+    history: list[dict[str, float]] = []
+    step_losses: list[float] = []
+    best_state, best_epoch, best_accuracy, best_loss = None, num_epochs, None, math.inf
+    real_tokens = padded_tokens = samples = 0
+    train_seconds = 0.0
+    step = 0
+    model.train()
+    bar = tqdm(total=total_steps, desc="training", disable=not progress, unit="step")
+    for epoch in range(1, num_epochs + 1):
+        epoch_losses: list[float] = []
+        epoch_samples = 0
+        started = time.perf_counter()
+        for batch in _limited(loader, total_steps - step):
+            batch = _to_device(batch, device)
+            with autocast(device, amp):
+                logits = _logits(model, batch)
+            loss = compute_loss(logits.float(), batch["labels"])
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
+            if max_grad_norm:
+                nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            scheduler.step()
+            step += 1
+            step_losses.append(loss.item())
+            epoch_losses.append(step_losses[-1])
+            epoch_samples += len(batch["labels"])
+            real_tokens += int(batch["attention_mask"].sum())
+            padded_tokens += batch["attention_mask"].numel()
+            bar.update(1)
+            bar.set_postfix(epoch=epoch, loss=f"{step_losses[-1]:.3f}")
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - started
+        train_seconds += seconds
+        samples += epoch_samples
+        record = {"epoch": epoch_fraction(step, steps_per_epoch), "step": step,
+                  "train_loss": float(np.mean(epoch_losses)), "learning_rate": scheduler.get_last_lr()[0],
+                  "seconds": seconds, "train_samples_per_second": epoch_samples / seconds}
+        if eval_features is not None:
+            metrics = _evaluate_features(model, eval_features, eval_collator, eval_batch_size or 2 * batch_size,
+                                         device, amp, loss_fn)
+            record.update(eval_loss=metrics["loss"], eval_accuracy=metrics["accuracy"])
+            better = best_accuracy is None or (metrics["accuracy"], -metrics["loss"]) > (best_accuracy, -best_loss)
+            if better:
+                best_epoch, best_accuracy, best_loss = epoch, metrics["accuracy"], metrics["loss"]
+                if epoch < num_epochs:  # the last epoch's weights are in the model already
+                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                else:
+                    best_state = None
+        else:
+            record.update(eval_loss=math.nan, eval_accuracy=math.nan)
+        history.append(record)
+        if progress:
+            bar.write(_describe_epoch(record))
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    final_eval = None
+    if eval_features is not None:
+        final_eval = _evaluate_features(model, eval_features, eval_collator, eval_batch_size or 2 * batch_size,
+                                        device, amp, loss_fn)
+    return TrainingResult(
+        history=history, step_losses=step_losses, best_epoch=best_epoch, best_eval_accuracy=best_accuracy,
+        train_seconds=train_seconds, train_samples_per_second=samples / train_seconds if train_seconds else 0.0,
+        steps=step, precision=amp.name,
+        padding_fraction=1 - real_tokens / padded_tokens if padded_tokens else 0.0, final_eval=final_eval,
+    )
+
+
+def epoch_fraction(step: int, steps_per_epoch: int) -> float:
+    return round(step / steps_per_epoch, 3)
+
+
+def _limited(loader: DataLoader, steps: int) -> Iterator[dict[str, torch.Tensor]]:
+    for index, batch in enumerate(loader):
+        if index >= steps:
+            return
+        yield batch
+
+
+def _describe_epoch(record: dict[str, float]) -> str:
+    text = (f"epoch {record['epoch']:g}: train loss {record['train_loss']:.4f}, "
+            f"{record['train_samples_per_second']:.0f} samples/s")
+    if not math.isnan(record["eval_accuracy"]):
+        text += f", eval loss {record['eval_loss']:.4f}, eval accuracy {record['eval_accuracy']:.4f}"
+    return text
