@@ -1,0 +1,104 @@
+"""Each metric against a case computed by hand, and each bad input."""
+
+import numpy as np
+import pytest
+from scipy import special
+from sklearn.metrics import accuracy_score, f1_score
+
+from textclf_utils import metrics
+
+Y_TRUE = [0, 0, 1, 1, 1]
+Y_PRED = [0, 1, 1, 1, 0]
+
+
+def test_summary_matches_the_hand_computed_case():
+    table = metrics.classification_summary(Y_TRUE, Y_PRED, ["neg", "pos"])
+    # neg: TP 1, FP 1, FN 1 -> P = R = F1 = 1/2; pos: TP 2, FP 1, FN 1 -> 2/3 each
+    assert table.loc["neg", ["precision", "recall", "f1"]].tolist() == pytest.approx([0.5] * 3)
+    assert table.loc["pos", ["precision", "recall", "f1"]].tolist() == pytest.approx([2 / 3] * 3)
+    assert table.loc["macro avg", "f1"] == pytest.approx((0.5 + 2 / 3) / 2)
+    assert table.loc["weighted avg", "f1"] == pytest.approx((2 * 0.5 + 3 * 2 / 3) / 5)
+    assert table.loc["micro avg", "f1"] == pytest.approx(0.6) == table.attrs["accuracy"]
+    assert table.loc["neg", "support"] == 2 and table.loc["pos", "support"] == 3
+
+
+def test_summary_with_probabilities_adds_threshold_free_scores():
+    prob = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.3, 0.7], [0.65, 0.35]])
+    table = metrics.classification_summary(Y_TRUE, prob.argmax(1), ["neg", "pos"], y_prob=prob)
+    # positives scored 0.8, 0.7, 0.35; negatives 0.1, 0.4: 5 of the 6 pairs ordered correctly
+    assert table.loc["pos", "roc_auc"] == pytest.approx(5 / 6)
+    assert table.loc["neg", "roc_auc"] == pytest.approx(5 / 6)
+
+
+def test_confusion_counts_keep_absent_labels():
+    counts = metrics.confusion_counts([0, 0, 1], [0, 1, 1], num_labels=3)
+    assert counts.tolist() == [[1, 1, 0], [0, 1, 0], [0, 0, 0]]
+    assert metrics.confusion_counts([0, 0, 1], [0, 1, 1], 3, normalize="true")[0].tolist() == [0.5, 0.5, 0.0]
+
+
+def test_ece_of_the_hand_computed_case():
+    prob = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.4, 0.6]])
+    y = [0, 1, 1, 1]
+    # 10 bins: confidences 0.9 (right), 0.8 (wrong), 0.7 and 0.6 (right): gaps 0.1, 0.8, 0.3, 0.4
+    assert metrics.expected_calibration_error(y, prob, n_bins=10) == pytest.approx(0.4)
+    # one bin: mean confidence 0.75, accuracy 0.75
+    assert metrics.expected_calibration_error(y, prob, n_bins=1) == pytest.approx(0.0)
+
+
+def test_temperature_scaling_recovers_a_known_temperature():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(20_000, 3)) * 2
+    y = np.array([rng.choice(3, p=p) for p in special.softmax(z, axis=1)])
+    t = metrics.fit_temperature(3 * z, y)  # logits three times too sharp
+    assert t == pytest.approx(3.0, rel=0.05)
+    over = special.softmax(3 * z, axis=1)
+    fixed = metrics.softmax_with_temperature(3 * z, t)
+    assert (fixed.argmax(1) == over.argmax(1)).all()
+    assert metrics.expected_calibration_error(y, fixed) < metrics.expected_calibration_error(y, over) / 3
+
+
+def test_mcnemar_exact_p_value():
+    y = np.zeros(20, dtype=int)
+    a = np.array([0] * 8 + [1] * 2 + [0] * 10)
+    b = np.array([1] * 8 + [0] * 2 + [0] * 10)
+    result = metrics.mcnemar_test(y, a, b)
+    assert (result.only_a_correct, result.only_b_correct) == (8, 2)
+    assert result.p_value == pytest.approx(2 * (45 + 10 + 1) / 1024)  # two-sided Binomial(10, 1/2)
+    assert metrics.mcnemar_test(y, a, a).p_value == 1.0
+
+
+def test_bootstrap_interval_is_close_to_the_normal_approximation():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 1000)
+    pred = np.where(rng.random(1000) < 0.8, y, 1 - y)
+    interval = metrics.bootstrap_interval(accuracy_score, y, pred, n_resamples=1000)
+    acc = accuracy_score(y, pred)
+    assert interval.low < acc < interval.high and interval.estimate == acc
+    assert interval.half_width == pytest.approx(1.96 * np.sqrt(acc * (1 - acc) / 1000), rel=0.2)
+
+
+def test_paired_difference_of_a_model_with_itself_is_zero_and_of_a_better_one_positive():
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 400)
+    good = np.where(rng.random(400) < 0.9, y, 1 - y)
+    poor = np.where(rng.random(400) < 0.6, y, 1 - y)
+    same = metrics.paired_bootstrap_difference(accuracy_score, y, good, good, n_resamples=200)
+    assert (same.estimate, same.low, same.high) == (0.0, 0.0, 0.0)
+    better = metrics.paired_bootstrap_difference(lambda t, p: f1_score(t, p, average="macro"), y, good, poor,
+                                                 n_resamples=300)
+    assert better.low > 0
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: metrics.classification_summary([0, 1], [0], ["a", "b"]), "same length"),
+    (lambda: metrics.classification_summary([0, 2], [0, 1], ["a", "b"]), r"outside the label set 0\.\.1"),
+    (lambda: metrics.classification_summary([0, 1], [0, 1], ["a", "b"], y_prob=[[1, 0]]), r"shape \(examples, classes\)"),
+    (lambda: metrics.classification_summary([0, 1], [0, 1], ["a", "b"], y_prob=[[2.0, 1.0], [0.5, 0.5]]), "logits"),
+    (lambda: metrics.expected_calibration_error([0, 1], [[0.5, 0.5]]), r"\(2, 2\)"),
+    (lambda: metrics.softmax_with_temperature([[1.0, 2.0]], 0.0), "positive"),
+    (lambda: metrics.mcnemar_test([0, 1], [0, 1], [0]), "equal length"),
+    (lambda: metrics.fit_temperature([[1.0, 2.0]], [0, 1]), "same length"),
+])
+def test_bad_input_is_refused_with_a_clear_message(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
