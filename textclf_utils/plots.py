@@ -93,3 +93,107 @@ def plot_attention_grid(
                 ax.set_ylabel(f"layer {layer}", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+# --- training curves and token lengths (notebook 03) ---------------------------------------------
+
+def plot_training_history(histories: dict[str, Sequence[dict]] | Sequence[dict],
+                          step_losses: dict[str, Sequence[float]] | None = None) -> Figure:
+    """Loss and dev accuracy per epoch, for one run (a list of per-epoch dicts with ``epoch``,
+    ``train_loss``, ``eval_loss``, ``eval_accuracy``) or several (``{name: history}``), side by side.
+    ``step_losses`` (``{name: loss per step}``) adds the raw training loss of every step, faint."""
+    runs = histories if isinstance(histories, dict) else {"run": histories}
+    if not runs or any(len(history) == 0 for history in runs.values()):
+        raise ValueError("Each history must hold at least one epoch's record.")
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for index, (name, history) in enumerate(runs.items()):
+        color = f"C{index}"
+        epochs = [record["epoch"] for record in history]
+        if step_losses and name in step_losses and len(step_losses[name]):
+            steps = np.arange(1, len(step_losses[name]) + 1) / len(step_losses[name]) * epochs[-1]
+            loss_ax.plot(steps, step_losses[name], color=color, alpha=0.2, linewidth=0.8)
+        if all("train_loss" in record for record in history):
+            loss_ax.plot(epochs, [r["train_loss"] for r in history], "o-", color=color, label=f"{name}: train")
+        loss_ax.plot(epochs, [r["eval_loss"] for r in history], "s--", color=color, label=f"{name}: dev")
+        acc_ax.plot(epochs, [r["eval_accuracy"] for r in history], "o-", color=color, label=name)
+    loss_ax.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss (train: mean over the epoch)")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy", title="dev accuracy after each epoch")
+    loss_ax.legend(fontsize=8)
+    acc_ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_length_distribution(lengths: Sequence[int], max_length: int | None = None,
+                             title: str = "tokens per example") -> Axes:
+    """A histogram of token counts, with the ``max_length`` cut-off and the share it truncates."""
+    lengths = np.asarray(lengths)
+    if lengths.size == 0:
+        raise ValueError("No lengths to plot.")
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.hist(lengths, bins=min(60, int(lengths.max() - lengths.min() + 1)), color="C0")
+    for q, style in ((50, ":"), (95, "-."), (99, "--")):
+        ax.axvline(np.percentile(lengths, q), color="k", linestyle=style, linewidth=1,
+                   label=f"{q}th percentile: {np.percentile(lengths, q):.0f}")
+    if max_length is not None:
+        ax.axvline(max_length, color="C3", linewidth=2,
+                   label=f"max_length {max_length}: truncates {(lengths > max_length).mean():.2%}")
+    ax.set(xlabel="tokens (with [CLS] and [SEP])", ylabel="examples", title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return ax
+
+
+# --- evaluation (notebook 04) -------------------------------------------------------------------------
+
+def plot_confusion_matrices(y_true, y_pred, label_names: Sequence[str], title: str = "") -> Figure:
+    """Counts and row-normalised (recall per class) confusion matrices side by side."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    size = max(3.5, 0.6 * len(label_names) + 2)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1, size))
+    for ax, normalize, fmt, name in ((axes[0], None, "d", "counts"), (axes[1], "true", ".2f", "share of each true class")):
+        ConfusionMatrixDisplay.from_predictions(
+            y_true, y_pred, labels=list(range(len(label_names))), display_labels=list(label_names),
+            normalize=normalize, values_format=fmt, cmap="Blues", ax=ax, colorbar=False, xticks_rotation=45)
+        ax.set_title(f"{title}: {name}" if title else name)
+    fig.tight_layout()
+    return fig
+
+
+def plot_roc_and_pr_curves(y_true, y_prob, label_names: Sequence[str], title: str = "") -> Figure:
+    """One-vs-rest ROC and precision-recall curves, one line per class (the positive class only when binary)."""
+    from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay
+
+    y_true, y_prob = np.asarray(y_true), np.asarray(y_prob)
+    classes = [1] if len(label_names) == 2 else range(len(label_names))
+    fig, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for c in classes:
+        is_c = (y_true == c).astype(int)
+        RocCurveDisplay.from_predictions(is_c, y_prob[:, c], name=label_names[c], ax=roc_ax, plot_chance_level=c == classes[-1])
+        PrecisionRecallDisplay.from_predictions(is_c, y_prob[:, c], name=label_names[c], ax=pr_ax,
+                                                plot_chance_level=len(label_names) == 2)
+    roc_ax.set_title(f"{title} ROC (one-vs-rest)" if title else "ROC (one-vs-rest)")
+    pr_ax.set_title(f"{title} precision-recall" if title else "precision-recall")
+    roc_ax.set(xlabel="false positive rate", ylabel="true positive rate (recall)")
+    pr_ax.set(xlabel="recall", ylabel="precision")
+    for ax in (roc_ax, pr_ax):
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_reliability_diagram(y_true, y_prob, n_bins: int = 10, ax: Axes | None = None, label: str = "model") -> Axes:
+    """Accuracy against mean confidence per confidence bin; the diagonal is perfect calibration."""
+    from .metrics import expected_calibration_error, reliability_table
+
+    table = reliability_table(y_true, y_prob, n_bins).dropna()
+    ece = expected_calibration_error(y_true, y_prob, n_bins)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0, 1], [0, 1], "k:", linewidth=1, label="perfectly calibrated")
+    ax.plot(table["confidence"], table["accuracy"], "o-", label=f"{label} (ECE {ece:.3f})")
+    ax.set(xlabel="mean confidence in bin", ylabel="accuracy in bin", xlim=(0, 1), ylim=(0, 1.02),
+           title="reliability diagram")
+    ax.legend(fontsize=8)
+    return ax
