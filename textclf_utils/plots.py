@@ -78,20 +78,26 @@ def plot_attention_grid(
     if not layers or not heads or not all(0 <= i < num_layers for i in layers) or not all(0 <= h < num_heads for h in heads):
         raise ValueError(f"layers must be non-empty indices in [0, {num_layers}) and heads in [0, {num_heads}), "
                          f"got layers={layers}, heads={heads}.")
-    fig, axes = plt.subplots(len(layers), len(heads), figsize=(cell_size * len(heads) + 1, cell_size * len(layers) + 1),
-                             squeeze=False)
+    # fixed margins (room for the token labels) rather than tight_layout, which is slow on a large grid
+    label_room = 0.09 * max(len(token) for token in tokens) + 0.5
+    width, height = cell_size * len(heads) + label_room, cell_size * len(layers) + label_room + 0.3
+    fig, axes = plt.subplots(len(layers), len(heads), figsize=(width, height), squeeze=False,
+                             gridspec_kw=dict(left=label_room / width, right=1 - 0.1 / width, bottom=label_room / height,
+                                              top=1 - 0.35 / height, wspace=0.08, hspace=0.08))
+    positions = range(len(tokens))
     for row, layer in enumerate(layers):
         for col, head in enumerate(heads):
             ax = axes[row, col]
             ax.imshow(_as_numpy_square(stacked[layer, head], tokens), cmap="viridis", vmin=0.0)
-            ax.set_xticks(range(len(tokens)), labels=list(tokens), rotation=90, fontsize=7)
-            ax.set_yticks(range(len(tokens)), labels=list(tokens), fontsize=7)
-            ax.tick_params(length=0, labelbottom=row == len(layers) - 1, labelleft=col == 0)
+            # token labels only on the outer axes: the bottom row and the left column
+            last_row, first_col = row == len(layers) - 1, col == 0
+            ax.set_xticks(positions, labels=list(tokens), rotation=90, fontsize=7) if last_row else ax.set_xticks([])
+            ax.set_yticks(positions, labels=list(tokens), fontsize=7) if first_col else ax.set_yticks([])
+            ax.tick_params(length=0)
             if row == 0:
                 ax.set_title(f"head {head}", fontsize=9)
-            if col == 0:
+            if first_col:
                 ax.set_ylabel(f"layer {layer}", fontsize=9)
-    fig.tight_layout()
     return fig
 
 
