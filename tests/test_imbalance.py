@@ -74,3 +74,95 @@ def test_threshold_selection_on_a_hand_made_case():
     assert imbalance.best_threshold(y, s) == pytest.approx((0.4, 0.75, 1.0))
     # threshold 0.6 -> P 1, R 2/3: the most precise with recall ≥ 0.6
     assert imbalance.best_threshold(y, s, min_recall=0.6) == pytest.approx((0.6, 1.0, 2 / 3))
+
+
+# ---------------------------------------------------------------------------------------------
+# Splits with a chosen prior
+
+
+def _labelled(labels):
+    from datasets import Dataset
+
+    return Dataset.from_dict({"text": [f"row {i}" for i in range(len(labels))], "label": list(labels)})
+
+
+def test_prior_splits_are_disjoint_and_have_the_asked_prior():
+    data = _labelled([1] * 300 + [0] * 700)
+    splits = imbalance.prior_splits(data, {"train": 400, "validation": 100, "test": 200}, 0.05, seed=1)
+    assert {k: len(v) for k, v in splits.items()} == {"train": 400, "validation": 100, "test": 200}
+    assert [sum(v["label"]) for v in splits.values()] == [20, 5, 10]
+    texts = [set(v["text"]) for v in splits.values()]
+    assert sum(map(len, texts)) == len(set().union(*texts)) == 700
+
+
+@pytest.mark.parametrize("sizes, fraction, message", [
+    ({"train": 400}, 0.5, "need 200 rows of label 1 and 200 others; the dataset has 10 and 990"),
+    ({"train": 100}, 1.0, r"\(0, 1\)"),
+    ({"train": 0}, 0.05, "positive integers"),
+])
+def test_prior_splits_refuse_what_cannot_be_drawn(sizes, fraction, message):
+    with pytest.raises(ValueError, match=message):
+        imbalance.prior_splits(_labelled([1] * 10 + [0] * 990), sizes, fraction)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast binary metrics agree with scikit-learn
+
+
+def test_binary_metrics_agree_with_scikit_learn():
+    from sklearn.metrics import accuracy_score, average_precision_score, f1_score, precision_score, recall_score
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        y = (rng.random(200) < 0.1).astype(int)
+        y[0] = 1
+        scores = np.round(rng.random(200) * 0.6 + 0.4 * y, 2)  # rounded: ties included
+        pred = (scores > 0.5).astype(int)
+        report = imbalance.binary_report(y, pred, scores)
+        assert report["precision"] == pytest.approx(precision_score(y, pred, zero_division=0))
+        assert report["recall"] == pytest.approx(recall_score(y, pred))
+        assert report["f1"] == pytest.approx(f1_score(y, pred, zero_division=0))
+        assert report["macro_f1"] == pytest.approx(f1_score(y, pred, average="macro", zero_division=0))
+        assert report["pr_auc"] == pytest.approx(average_precision_score(y, scores))
+        assert report["accuracy"] == pytest.approx(accuracy_score(y, pred))
+
+
+def test_minority_f1_of_a_model_that_never_predicts_the_minority_is_zero():
+    assert imbalance.minority_f1([0, 0, 1], [0, 0, 0]) == 0.0
+    assert imbalance.macro_f1([0, 0, 1], [0, 0, 0]) == pytest.approx(0.4)  # (0.8 + 0) / 2
+    with pytest.raises(ValueError, match="binary"):
+        imbalance.minority_f1([0, 2], [0, 1])
+
+
+# ---------------------------------------------------------------------------------------------
+# The Trainer with a weighted loss
+
+
+def _tiny_classifier():
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=32, num_labels=2)
+    return BertForSequenceClassification(config).eval()
+
+
+def test_weighted_loss_trainer_uses_the_loss_function(tmp_path):
+    from transformers import TrainingArguments
+
+    model = _tiny_classifier()
+    weight = torch.tensor([0.2, 1.8])
+    loss_fn = imbalance.weighted_cross_entropy(weight)
+    trainer = imbalance.WeightedLossTrainer(
+        model=model, args=TrainingArguments(str(tmp_path), report_to="none", use_cpu=True), loss_fn=loss_fn)
+    inputs = {"input_ids": torch.randint(0, 50, (8, 6)), "attention_mask": torch.ones(8, 6, dtype=torch.long),
+              "labels": torch.tensor([0, 0, 0, 0, 0, 0, 1, 1])}
+    with torch.no_grad():
+        loss, outputs = trainer.compute_loss(model, inputs, return_outputs=True, num_items_in_batch=8)
+        logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits
+    assert torch.allclose(loss, loss_fn(logits, inputs["labels"]))
+    assert torch.allclose(outputs.logits, logits)
+    assert not torch.allclose(loss, F.cross_entropy(logits, inputs["labels"]))  # the weights matter
+    assert "labels" in inputs  # the caller's batch is left as it was
+    with pytest.raises(ValueError, match="loss_fn"):
+        imbalance.WeightedLossTrainer(model=model, args=trainer.args, loss_fn=None)

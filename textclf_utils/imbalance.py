@@ -1,8 +1,13 @@
-"""Remedies for class imbalance: class weights, focal loss, re-sampling and decision thresholds."""
+"""Remedies for class imbalance: class weights, focal loss, re-sampling and decision thresholds.
+
+Also what a lesson on imbalance needs around them: splits with a chosen class prior, fast binary
+metrics for bootstrap intervals (checked against scikit-learn in the tests), and a ``Trainer`` whose
+loss is any ``loss_fn(logits, labels)``.
+"""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -10,6 +15,7 @@ import torch.nn.functional as F
 from sklearn.metrics import precision_recall_curve
 from torch import Tensor, nn
 from torch.utils.data import WeightedRandomSampler
+from transformers import Trainer
 
 WEIGHT_SCHEMES = ("inverse", "effective")
 
@@ -126,3 +132,125 @@ def best_threshold(y_true: Sequence[int], scores: Sequence[float], min_recall: f
         ok = np.flatnonzero(recall >= min_recall)
         i = int(ok[np.argmax(precision[ok])])
     return float(thresholds[i]), float(precision[i]), float(recall[i])
+
+
+# ---------------------------------------------------------------------------------------------
+# Splits with a chosen class prior
+
+
+def prior_splits(dataset, sizes: dict[str, int], minority_fraction: float, minority_label: int = 1,
+                 seed: int = 42):
+    """Disjoint splits of ``dataset`` (a ``datasets.Dataset`` with a ``label`` column), each of the given
+    size with ``round(size * minority_fraction)`` examples of ``minority_label``, the rest from the others
+    (in their own proportions). E.g. ``{"train": 2000, "validation": 1000, "test": 2000}`` at 0.05.
+    Returns a ``DatasetDict``; raises ``ValueError`` when ``dataset`` has too few rows of a kind.
+    """
+    from datasets import DatasetDict
+
+    if not 0.0 < minority_fraction < 1.0:
+        raise ValueError(f"minority_fraction must be in (0, 1), got {minority_fraction}.")
+    if not sizes or any(not isinstance(n, (int, np.integer)) or n <= 0 for n in sizes.values()):
+        raise ValueError(f"sizes must map split names to positive integers, got {sizes}.")
+    labels = np.asarray(dataset["label"])
+    rng = np.random.default_rng(seed)
+    minority = rng.permutation(np.flatnonzero(labels == minority_label))
+    majority = rng.permutation(np.flatnonzero(labels != minority_label))
+    wanted = {name: round(n * minority_fraction) for name, n in sizes.items()}
+    need_min, need_maj = sum(wanted.values()), sum(sizes.values()) - sum(wanted.values())
+    if need_min > len(minority) or need_maj > len(majority):
+        raise ValueError(f"The splits {sizes} at a minority fraction of {minority_fraction} need {need_min} rows "
+                         f"of label {minority_label} and {need_maj} others; the dataset has {len(minority)} and "
+                         f"{len(majority)}.")
+    splits, used_min, used_maj = {}, 0, 0
+    for name, n in sizes.items():
+        k = wanted[name]
+        rows = np.concatenate([minority[used_min:used_min + k], majority[used_maj:used_maj + n - k]])
+        used_min, used_maj = used_min + k, used_maj + n - k
+        splits[name] = dataset.select(np.sort(rows))
+    return DatasetDict(splits)
+
+
+# ---------------------------------------------------------------------------------------------
+# Binary metrics, fast enough to bootstrap (the minority class is label 1)
+
+
+def _binary_arrays(y_true, other) -> tuple[np.ndarray, np.ndarray]:
+    y, o = np.asarray(y_true), np.asarray(other)
+    if y.shape != o.shape or y.ndim != 1 or y.size == 0:
+        raise ValueError(f"Expected two 1-D arrays of equal, non-zero length; got {y.shape} and {o.shape}.")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError("y_true must be binary (0/1), the minority class being 1.")
+    return y.astype(bool), o
+
+
+def minority_f1(y_true, y_pred) -> float:
+    """F1 of class 1 (0 when it is neither predicted nor present): ``f1_score(..., zero_division=0)``."""
+    y, p = _binary_arrays(y_true, y_pred)
+    p = p.astype(bool)
+    tp = np.count_nonzero(y & p)
+    denominator = y.sum() + p.sum()
+    return float(2 * tp / denominator) if denominator else 0.0
+
+
+def macro_f1(y_true, y_pred) -> float:
+    """The mean of the two classes' F1: ``f1_score(..., average="macro", zero_division=0)`` for 0/1 labels."""
+    y, p = _binary_arrays(y_true, y_pred)
+    return (minority_f1(y, p.astype(int)) + minority_f1(~y, ~p.astype(bool))) / 2
+
+
+def average_precision(y_true, scores) -> float:
+    """Area under the precision-recall curve as scikit-learn's ``average_precision_score``:
+    Σ (R_n − R_{n−1}) P_n over the distinct score thresholds, highest first."""
+    y, s = _binary_arrays(y_true, scores)
+    if not y.any():
+        return 0.0
+    order = np.argsort(-np.asarray(s, dtype=float), kind="mergesort")
+    s_sorted, y_sorted = np.asarray(s, dtype=float)[order], y[order]
+    last_of_ties = np.r_[np.flatnonzero(np.diff(s_sorted)), len(s_sorted) - 1]
+    tp = np.cumsum(y_sorted)[last_of_ties]
+    precision = tp / (last_of_ties + 1)
+    recall = tp / tp[-1]
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def binary_report(y_true, y_pred, scores) -> dict[str, float]:
+    """Minority (class 1) precision, recall and F1, macro-F1, PR-AUC (from ``scores``, the minority
+    class's probability) and accuracy."""
+    y, p = _binary_arrays(y_true, y_pred)
+    p = p.astype(bool)
+    tp = np.count_nonzero(y & p)
+    return {"precision": tp / p.sum() if p.sum() else 0.0, "recall": tp / y.sum() if y.sum() else 0.0,
+            "f1": minority_f1(y, p), "macro_f1": macro_f1(y, p), "pr_auc": average_precision(y, scores),
+            "accuracy": float((y == p).mean())}
+
+
+# ---------------------------------------------------------------------------------------------
+# A Trainer with any loss
+
+
+class WeightedLossTrainer(Trainer):
+    """``transformers.Trainer`` whose training and evaluation loss is ``loss_fn(logits, labels)``, e.g.
+    ``weighted_cross_entropy(class_weights(...))`` or ``FocalLoss(2.0)`` (the same functions the plain
+    loop takes).
+
+    The loss is the batch's (weighted) mean, so ``loss_is_scaled_for_ga = False``: with gradient
+    accumulation the Trainer divides it by the number of accumulated batches. ``num_items_in_batch``
+    (the label count over the accumulated batches, which token-level losses divide by) is accepted, as
+    the v5 signature requires, and not needed here.
+    """
+
+    loss_is_scaled_for_ga = False
+
+    def __init__(self, *args: Any, loss_fn: Callable[[Tensor, Tensor], Tensor], **kwargs: Any) -> None:
+        if not callable(loss_fn):
+            raise ValueError(f"loss_fn must be a callable loss_fn(logits, labels), got {loss_fn!r}.")
+        super().__init__(*args, **kwargs)
+        self.loss_fn = loss_fn
+
+    def compute_loss(self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False,
+                     num_items_in_batch: Tensor | int | None = None):
+        inputs = dict(inputs)
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        loss = self.loss_fn(outputs.logits.float(), labels)
+        return (loss, outputs) if return_outputs else loss
