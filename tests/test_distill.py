@@ -1,0 +1,261 @@
+"""Tests of textclf_utils.distill: the loss, the Trainer subclass, layer dropping, quantization, the benchmark."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from datasets import Dataset
+from transformers import BertConfig, BertForSequenceClassification, TrainingArguments
+
+from textclf_utils import distill
+from textclf_utils.encoder import EncoderConfig, EncoderForSequenceClassification
+from textclf_utils.models import load_tokenizer
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The models here are tiny: one thread avoids waiting on the others on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_tokenizer(None)
+
+
+def tiny_bert(num_labels: int = 2, layers: int = 4, seed: int = 0) -> BertForSequenceClassification:
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64, num_labels=num_labels)
+    return BertForSequenceClassification(config).eval()
+
+
+def tiny_encoder(num_labels: int = 2) -> EncoderForSequenceClassification:
+    torch.manual_seed(1)
+    config = EncoderConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, max_position_embeddings=64)
+    return EncoderForSequenceClassification(config, num_labels)
+
+
+def logits_and_labels(rows: int = 6, classes: int = 3, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    student = torch.randn(rows, classes, generator=generator)
+    teacher = 3 * torch.randn(rows, classes, generator=generator)
+    labels = torch.randint(0, classes, (rows,), generator=generator)
+    return student, teacher, labels
+
+
+# ---------------------------------------------------------------------------------------------
+# The loss
+
+
+def test_loss_is_cross_entropy_at_alpha_one():
+    student, teacher, labels = logits_and_labels()
+    for temperature in (0.5, 1.0, 4.0):
+        loss = distill.distillation_loss(student, teacher, labels, alpha=1.0, temperature=temperature)
+        assert torch.allclose(loss, F.cross_entropy(student, labels))
+
+
+def test_kl_term_is_zero_for_equal_logits_and_positive_otherwise():
+    student, teacher, labels = logits_and_labels()
+    for temperature in (0.5, 2.0, 8.0):
+        assert distill.distillation_kl(student, student.clone(), temperature).abs().item() < 1e-6
+        assert distill.distillation_kl(student, teacher, temperature).item() > 1e-3
+    loss = distill.distillation_loss(student, student.clone(), labels, alpha=0.3, temperature=2.0)
+    assert torch.allclose(loss, 0.3 * F.cross_entropy(student, labels), atol=1e-6)
+
+
+def test_kl_term_matches_the_formula_with_t_squared():
+    student, teacher, _ = logits_and_labels()
+    temperature = 3.0
+    p_teacher = torch.softmax(teacher / temperature, dim=-1)
+    p_student = torch.softmax(student / temperature, dim=-1)
+    by_hand = temperature ** 2 * (p_teacher * (p_teacher.log() - p_student.log())).sum(dim=-1).mean()
+    assert torch.allclose(distill.distillation_kl(student, teacher, temperature), by_hand, atol=1e-5)
+
+
+def test_loss_mixes_the_two_terms_and_gives_the_teacher_no_gradient():
+    student, teacher, labels = logits_and_labels()
+    student.requires_grad_(True)
+    teacher.requires_grad_(True)
+    loss = distill.distillation_loss(student, teacher, labels, alpha=0.25, temperature=2.0)
+    expected = 0.25 * F.cross_entropy(student, labels) + 0.75 * distill.distillation_kl(student, teacher, 2.0)
+    assert torch.allclose(loss, expected)
+    loss.backward()
+    assert teacher.grad is None and student.grad is not None and student.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("temperature", [0, -1.0, math.inf, math.nan, True])
+def test_temperature_must_be_positive(temperature):
+    student, teacher, labels = logits_and_labels()
+    with pytest.raises(ValueError, match="temperature must be a positive"):
+        distill.distillation_loss(student, teacher, labels, alpha=0.5, temperature=temperature)
+
+
+@pytest.mark.parametrize("alpha", [-0.1, 1.5, math.nan])
+def test_alpha_must_be_in_unit_interval(alpha):
+    student, teacher, labels = logits_and_labels()
+    with pytest.raises(ValueError, match=r"alpha .* \[0, 1\]"):
+        distill.distillation_loss(student, teacher, labels, alpha=alpha, temperature=2.0)
+
+
+def test_different_label_counts_raise():
+    student, _, labels = logits_and_labels(classes=2)
+    teacher = torch.randn(len(student), 3)
+    with pytest.raises(ValueError, match="teacher predicts 3 classes but the student 2"):
+        distill.distillation_loss(student, teacher, labels)
+    with pytest.raises(ValueError, match="same examples"):
+        distill.distillation_loss(student, student[:3], labels)
+    with pytest.raises(ValueError, match="labels must have shape"):
+        distill.distillation_loss(student, student, labels[:2])
+
+
+def test_soft_targets_flatten_as_temperature_grows():
+    logits = torch.tensor([[4.0, 0.0, -2.0]])
+    entropies = [-(p * p.log()).sum().item() for p in (distill.soft_targets(logits, t) for t in (1, 2, 8))]
+    assert entropies[0] < entropies[1] < entropies[2] < math.log(3)
+    assert torch.allclose(distill.soft_targets(logits, 1.0), torch.softmax(logits, dim=-1))
+
+
+# ---------------------------------------------------------------------------------------------
+# The Trainer subclass
+
+
+def trainer_for(student, tmp_path, **kwargs):
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True, save_strategy="no")
+    return distill.DistillationTrainer(model=student, args=args, **kwargs)
+
+
+def test_trainer_loss_equals_the_function_on_a_batch(tokenizer, tmp_path):
+    student, teacher = tiny_encoder(), tiny_bert()
+    batch = dict(tokenizer(["a fine film", "dull and far too long"], padding=True, return_tensors="pt"))
+    batch["labels"] = torch.tensor([1, 0])
+    features = {k: v for k, v in batch.items() if k != "labels"}
+    student.eval()
+    with torch.no_grad():
+        student_logits, teacher_logits = student(**features), teacher(**features).logits
+    expected = distill.distillation_loss(student_logits, teacher_logits, batch["labels"], 0.3, 4.0)
+
+    on_the_fly = trainer_for(student, tmp_path, teacher=teacher, alpha=0.3, temperature=4.0)
+    with torch.no_grad():
+        loss, outputs = on_the_fly.compute_loss(student, dict(batch), return_outputs=True)
+    assert torch.allclose(loss, expected) and torch.allclose(outputs.logits, student_logits)
+
+    precomputed = trainer_for(student, tmp_path, alpha=0.3, temperature=4.0)
+    with torch.no_grad():
+        loss = precomputed.compute_loss(student, {**batch, distill.TEACHER_LOGITS: teacher_logits})
+    assert torch.allclose(loss, expected)
+    with pytest.raises(ValueError, match="No teacher logits"):
+        precomputed.compute_loss(student, dict(batch))
+
+
+def test_trainer_refuses_a_teacher_with_other_labels(tmp_path):
+    with pytest.raises(ValueError, match="teacher predicts 3 classes but the student 2"):
+        trainer_for(tiny_encoder(2), tmp_path, teacher=tiny_bert(3))
+    with pytest.raises(ValueError, match="temperature"):
+        trainer_for(tiny_encoder(2), tmp_path, teacher=tiny_bert(2), temperature=0)
+
+
+def test_train_student_learns_from_precomputed_teacher_logits(tokenizer):
+    texts = ["good", "bad", "great fun", "awful mess", "lovely", "boring"] * 8
+    labels = [1, 0, 1, 0, 1, 0] * 8
+    data = Dataset.from_dict({"text": texts, "label": labels})
+    teacher_logits = torch.tensor([[-2.0, 2.0] if y else [2.0, -2.0] for y in labels])
+    student = tiny_encoder()
+    before = distill.predict_logits(student, tokenizer, texts, max_length=16)
+    history = distill.train_student(student, tokenizer, distill.with_teacher_logits(data, teacher_logits),
+                                    alpha=0.5, temperature=2.0, epochs=6, learning_rate=3e-3, batch_size=8,
+                                    max_length=16, progress=False, logging_steps=6)
+    after = distill.predict_logits(student, tokenizer, texts, max_length=16)
+    assert history and history[-1]["loss"] < history[0]["loss"]
+    assert distill.accuracy_of(after, labels) == 1.0
+    assert not torch.allclose(before, after)
+    with pytest.raises(ValueError, match="needs the teacher"):
+        distill.train_student(student, tokenizer, data, alpha=0.5, temperature=2.0, epochs=1,
+                              learning_rate=1e-3, batch_size=8, max_length=16, progress=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Students, quantization, the benchmark
+
+
+def test_layer_dropping_keeps_every_other_layer(tokenizer):
+    teacher = tiny_bert(layers=4)
+    student = distill.layer_dropped_copy(teacher)
+    assert student.config.num_hidden_layers == 2 and teacher.config.num_hidden_layers == 4
+    teacher_state, student_state = teacher.state_dict(), student.state_dict()
+    for new, old in enumerate([0, 2]):
+        prefix_new, prefix_old = f"bert.encoder.layer.{new}.", f"bert.encoder.layer.{old}."
+        names = [k for k in student_state if k.startswith(prefix_new)]
+        assert names
+        for name in names:
+            assert torch.equal(student_state[name], teacher_state[prefix_old + name[len(prefix_new):]])
+    for name in ("bert.embeddings.word_embeddings.weight", "bert.pooler.dense.weight", "classifier.weight"):
+        assert torch.equal(student_state[name], teacher_state[name])
+    chosen = distill.layer_dropped_copy(teacher, keep=[1, 3])
+    assert torch.equal(chosen.state_dict()["bert.encoder.layer.1.output.dense.weight"],
+                       teacher_state["bert.encoder.layer.3.output.dense.weight"])
+    batch = tokenizer(["a short test"], return_tensors="pt")
+    assert student(**batch).logits.shape == (1, 2)
+
+
+@pytest.mark.parametrize("keep", [[], [2, 0], [0, 0], [0, 4]])
+def test_layer_dropping_refuses_bad_layer_lists(keep):
+    with pytest.raises(ValueError, match="keep must be"):
+        distill.layer_dropped_copy(tiny_bert(layers=4), keep=keep)
+    with pytest.raises(ValueError, match="num_hidden_layers"):
+        distill.layer_dropped_copy(tiny_encoder())
+
+
+def test_int8_quantization_shrinks_linears_and_keeps_predictions(tokenizer):
+    model = tiny_bert()
+    quantized = distill.quantize_int8(model)
+    assert len(distill._quantized_linears(quantized)) == 4 * 6 + 2  # per layer q, k, v, out, in, out; pooler; head
+    assert distill.count_parameters(quantized) == distill.count_parameters(model)
+    linear_weights = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    stored = distill._storable_state(quantized)
+    assert sum(t.numel() for t in stored.values() if t.dtype == torch.int8) == linear_weights
+    payload = sum(t.numel() * t.element_size() for t in stored.values())
+    size = distill.size_on_disk_mb(quantized) * 1e6
+    assert payload <= size < payload + 200 * len(stored)  # the tensors plus a small JSON header
+    assert distill.size_on_disk_mb(model) * 1e6 - size > 2.5 * linear_weights  # 4 bytes -> 1 byte per weight
+    texts = ["a fine film", "dull and far too long", "it is what it is"]
+    close = distill.predict_logits(model, tokenizer, texts, 32) - distill.predict_logits(quantized, tokenizer, texts, 32)
+    assert close.abs().max() < 0.05
+
+
+def test_predict_logits_keeps_the_order_of_the_texts(tokenizer):
+    model = tiny_bert()
+    texts = ["a much longer sentence than the others here", "short", "middle sized one"]
+    logits = distill.predict_logits(model, tokenizer, texts, max_length=32, batch_size=2)
+    with torch.no_grad():
+        for i, text in enumerate(texts):
+            assert torch.allclose(logits[i], model(**tokenizer(text, return_tensors="pt")).logits[0], atol=1e-5)
+    with pytest.raises(ValueError, match="empty"):
+        distill.predict_logits(model, tokenizer, [], max_length=32)
+
+
+def test_benchmark_gives_ratios_to_the_reference(tokenizer):
+    data = Dataset.from_dict({"text": [f"example number {i} of the set" for i in range(8)], "label": [0, 1] * 4})
+    threads = torch.get_num_threads()
+    models = {"big": tiny_bert(layers=4), "small": distill.layer_dropped_copy(tiny_bert(layers=4))}
+    table = distill.benchmark_classifiers(models, tokenizer, data, reference="big", max_length=16, repeats=2,
+                                          latency_examples=4, throughput_batches=2, batch_size=4, num_threads=1,
+                                          progress=False)
+    assert list(table.index) == ["big", "small"]
+    assert table.loc["big", ["accuracy_kept", "smaller", "faster_latency", "faster_throughput"]].tolist() == [1, 1, 1, 1]
+    assert table.loc["small", "parameters"] < table.loc["big", "parameters"]
+    assert table.loc["small", "smaller"] > 1
+    assert (table[["latency_ms", "throughput", "size_mb"]] > 0).all().all()
+    with pytest.raises(ValueError, match="reference"):
+        distill.benchmark_classifiers(models, tokenizer, data, reference="teacher", max_length=16)
+    assert torch.get_num_threads() == threads  # restored
+    with pytest.raises(ValueError, match="num_threads"):
+        distill.benchmark_classifiers(models, tokenizer, data, reference="big", max_length=16, num_threads=0)
+    with pytest.raises(ValueError, match="at least"):
+        distill.measure_speed(models["big"], tokenizer, ["one"], 16)

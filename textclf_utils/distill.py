@@ -1,0 +1,463 @@
+"""Knowledge distillation: a small student learns from a fine-tuned teacher, then both are compressed and measured.
+
+- ``distillation_loss``: the loss of Hinton, Vinyals & Dean (2015), "Distilling the knowledge in a neural
+  network": ``alpha * CE(student, labels) + (1 - alpha) * T^2 * KL(softmax(teacher / T) || softmax(student / T))``;
+- ``DistillationTrainer``: a ``transformers.Trainer`` whose ``compute_loss`` (the v5 signature) uses that loss,
+  with the teacher's logits either precomputed (a ``teacher_logits`` column, the teacher is frozen) or computed
+  on the fly by a ``teacher`` model; ``train_student`` runs it on the course's recipe;
+- ``layer_dropped_copy``: a shallower copy of a BERT classifier initialised from some of its layers
+  (every other one by default, as DistilBERT was);
+- ``quantize_int8``: post-training dynamic int8 quantization of the ``nn.Linear`` layers;
+- ``benchmark_classifiers``: accuracy, parameters, size on disk, CPU latency and throughput, and ratios to a
+  reference model, each speed the median of repeated runs after warm-up.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import os
+import re
+import statistics
+import tempfile
+import time
+import warnings
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import Trainer
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from .training import LABEL_COLUMN, MODEL_INPUTS, TEXT_COLUMN, model_num_labels
+
+TEACHER_LOGITS = "teacher_logits"
+
+
+# ---------------------------------------------------------------------------------------------
+# The loss
+
+
+def check_distillation_settings(alpha: float, temperature: float) -> None:
+    """Raise ``ValueError`` unless ``0 <= alpha <= 1`` and ``temperature > 0`` (both finite numbers)."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha weighs the hard-label loss against the teacher's soft targets and must be in "
+                         f"[0, 1] (1 = labels only, 0 = teacher only), got {alpha!r}.")
+    if (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+            or not math.isfinite(temperature) or temperature <= 0):
+        raise ValueError(f"temperature must be a positive finite number (1 = the plain softmax, higher = softer "
+                         f"targets), got {temperature!r}.")
+
+
+def _check_logits(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                  labels: torch.Tensor | None = None) -> None:
+    for name, logits in (("student_logits", student_logits), ("teacher_logits", teacher_logits)):
+        if logits.dim() != 2:
+            raise ValueError(f"{name} must have shape (batch, num_labels), got {tuple(logits.shape)}.")
+    if student_logits.shape[-1] != teacher_logits.shape[-1]:
+        raise ValueError(f"The teacher predicts {teacher_logits.shape[-1]} classes but the student "
+                         f"{student_logits.shape[-1]}: distillation needs the same label set in the same order "
+                         "(give the student num_labels equal to the teacher's).")
+    if student_logits.shape[0] != teacher_logits.shape[0]:
+        raise ValueError(f"student_logits has {student_logits.shape[0]} rows but teacher_logits "
+                         f"{teacher_logits.shape[0]}: they must score the same examples.")
+    if labels is not None and tuple(labels.shape) != (student_logits.shape[0],):
+        raise ValueError(f"labels must have shape ({student_logits.shape[0]},) (one class id per example), "
+                         f"got {tuple(labels.shape)}.")
+
+
+def soft_targets(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """``softmax(logits / T)``: the teacher's class probabilities, softened (flatter) as ``T`` grows."""
+    check_distillation_settings(1.0, temperature)
+    return torch.softmax(logits.float() / temperature, dim=-1)
+
+
+def distillation_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``T^2 * KL(softmax(teacher / T) || softmax(student / T))``, averaged over the batch.
+
+    The gradient of the KL term with respect to the student's logits scales as ``1 / T^2``; the factor
+    ``T^2`` keeps it comparable with the cross-entropy's whatever the temperature (Hinton et al., 2015).
+    """
+    check_distillation_settings(0.0, temperature)
+    _check_logits(student_logits, teacher_logits)
+    student_log_probs = F.log_softmax(student_logits.float() / temperature, dim=-1)
+    teacher_log_probs = F.log_softmax(teacher_logits.detach().float() / temperature, dim=-1)
+    kl = F.kl_div(student_log_probs, teacher_log_probs, reduction="batchmean", log_target=True)
+    return temperature ** 2 * kl
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
+                      alpha: float = 0.5, temperature: float = 2.0) -> torch.Tensor:
+    """Hinton et al.'s loss: ``alpha * CE(student, labels) + (1 - alpha) * T^2 * KL(teacher_T || student_T)``.
+
+    ``alpha = 1`` is plain cross-entropy on the labels; ``alpha = 0`` learns from the teacher alone. The
+    teacher's logits get no gradient. Both logits are ``(batch, num_labels)``; ``labels`` are class ids.
+    """
+    check_distillation_settings(alpha, temperature)
+    _check_logits(student_logits, teacher_logits, labels)
+    hard = F.cross_entropy(student_logits.float(), labels)
+    if alpha == 1.0:
+        return hard
+    return alpha * hard + (1.0 - alpha) * distillation_kl(student_logits, teacher_logits, temperature)
+
+
+# ---------------------------------------------------------------------------------------------
+# Logits of any classifier (Hugging Face or textclf_utils.encoder)
+
+
+def _logits_of(output: Any) -> torch.Tensor:
+    return output if isinstance(output, torch.Tensor) else output.logits
+
+
+def _model_inputs(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in batch.items() if k in MODEL_INPUTS}
+
+
+@torch.inference_mode()
+def predict_logits(model: nn.Module, tokenizer, texts: Sequence[str], max_length: int, batch_size: int = 64,
+                   progress: bool = False, desc: str = "scoring") -> torch.Tensor:
+    """``model``'s logits ``(len(texts), num_labels)`` on the CPU, in the order of ``texts``.
+
+    Texts are scored in batches of similar length (little padding); ``model`` is put in eval mode.
+    """
+    from tqdm.auto import tqdm
+
+    if len(texts) == 0:
+        raise ValueError("texts is empty: there is nothing to score.")
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_length)
+    order = np.argsort([len(ids) for ids in encoded["input_ids"]], kind="stable")
+    keys = [k for k in MODEL_INPUTS if k in encoded]
+    was_training = model.training
+    model.eval()
+    chunks = []
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, leave=False):
+        rows = order[start:start + batch_size]
+        batch = tokenizer.pad([{k: encoded[k][i] for k in keys} for i in rows], return_tensors="pt")
+        chunks.append(_logits_of(model(**{k: v.to(device) for k, v in batch.items()})).float().cpu())
+    model.train(was_training)
+    logits = torch.empty(len(order), chunks[0].shape[-1])
+    logits[torch.as_tensor(order)] = torch.cat(chunks)
+    return logits
+
+
+def accuracy_of(logits: torch.Tensor, labels: Sequence[int]) -> float:
+    """The share of rows whose highest logit is the label."""
+    return float((logits.argmax(dim=-1) == torch.as_tensor(list(labels))).float().mean())
+
+
+def with_teacher_logits(dataset, teacher_logits: torch.Tensor):
+    """``dataset`` with a ``teacher_logits`` column (one row of logits per example), for ``train_student``."""
+    if len(teacher_logits) != len(dataset):
+        raise ValueError(f"There are {len(teacher_logits)} rows of teacher logits for {len(dataset)} examples.")
+    if TEACHER_LOGITS in dataset.column_names:
+        dataset = dataset.remove_columns(TEACHER_LOGITS)
+    return dataset.add_column(TEACHER_LOGITS, teacher_logits.float().tolist())
+
+
+# ---------------------------------------------------------------------------------------------
+# Training with transformers.Trainer
+
+
+class _StudentForTrainer(nn.Module):
+    """Holds a student whose ``config`` is a frozen dataclass (``textclf_utils.encoder``), which ``Trainer``
+    would try to write to; the parameters are the student's own, so training this trains the student."""
+
+    def __init__(self, student: nn.Module) -> None:
+        super().__init__()
+        self.student = student
+        self.num_labels = model_num_labels(student)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        return _logits_of(self.student(input_ids=input_ids, attention_mask=attention_mask,
+                                       token_type_ids=token_type_ids))
+
+
+def _has_frozen_config(model: nn.Module) -> bool:
+    config = getattr(model, "config", None)
+    return dataclasses.is_dataclass(config) and config.__dataclass_params__.frozen
+
+
+class DistillationTrainer(Trainer):
+    """A ``Trainer`` that trains its model (the student) with ``distillation_loss``.
+
+    The teacher's logits come from a ``teacher_logits`` column of the training data when there is one
+    (precomputed once: the teacher is frozen), else from ``teacher`` run on the batch without gradients.
+    ``alpha = 1`` trains on the labels alone through the same code path (the fair baseline). Pass the
+    student as ``model=``; a ``textclf_utils.encoder`` student (immutable config) is wrapped, not copied.
+    """
+
+    # compute_loss returns a per-batch mean: Trainer divides it for gradient accumulation.
+    loss_is_scaled_for_ga = False
+
+    def __init__(self, *args: Any, teacher: nn.Module | None = None, alpha: float = 0.5,
+                 temperature: float = 2.0, **kwargs: Any) -> None:
+        check_distillation_settings(alpha, temperature)
+        if _has_frozen_config(kwargs.get("model")):
+            kwargs["model"] = _StudentForTrainer(kwargs["model"])
+        super().__init__(*args, **kwargs)
+        self.alpha, self.temperature = float(alpha), float(temperature)
+        if not self.label_names:  # plain nn.Module students have no `labels` argument to find
+            self.label_names = ["labels"]
+        self.teacher = None
+        if teacher is not None:
+            student_labels, teacher_labels = model_num_labels(self.model), model_num_labels(teacher)
+            if None not in (student_labels, teacher_labels) and student_labels != teacher_labels:
+                raise ValueError(f"The teacher predicts {teacher_labels} classes but the student "
+                                 f"{student_labels}: give the student num_labels={teacher_labels}.")
+            self.teacher = teacher.to(self.args.device).eval().requires_grad_(False)
+
+    def _set_signature_columns_if_needed(self) -> None:
+        super()._set_signature_columns_if_needed()
+        if TEACHER_LOGITS not in self._signature_columns:
+            self._signature_columns.append(TEACHER_LOGITS)
+
+    def compute_loss(self, model: nn.Module, inputs: dict[str, torch.Tensor | Any], return_outputs: bool = False,
+                     num_items_in_batch: torch.Tensor | int | None = None):
+        """``distillation_loss`` of the student on ``inputs`` (a padded batch with ``labels``)."""
+        features = _model_inputs(inputs)
+        student_logits = _logits_of(model(**features))
+        teacher_logits = inputs.get(TEACHER_LOGITS)
+        if teacher_logits is None:
+            if self.teacher is None:
+                raise ValueError("No teacher logits: give the trainer a `teacher` model or add a "
+                                 f"'{TEACHER_LOGITS}' column to the data (see with_teacher_logits).")
+            with torch.no_grad():
+                teacher_logits = _logits_of(self.teacher(**features))
+        loss = distillation_loss(student_logits, teacher_logits, inputs["labels"], self.alpha, self.temperature)
+        return (loss, SequenceClassifierOutput(loss=loss, logits=student_logits)) if return_outputs else loss
+
+
+def train_student(student: nn.Module, tokenizer, train_dataset, *, alpha: float, temperature: float,
+                  epochs: float, learning_rate: float, batch_size: int, max_length: int,
+                  teacher: nn.Module | None = None, warmup_ratio: float = 0.1, weight_decay: float = 0.01,
+                  seed: int = 42, output_dir: str | None = None, progress: bool = True,
+                  **overrides: Any) -> list[dict[str, float]]:
+    """Train ``student`` with ``DistillationTrainer`` (AdamW, linear warm-up and decay, length-grouped
+    batches) and return the logged training losses, ``[{"step", "epoch", "loss"}, ...]``.
+
+    ``train_dataset`` has ``text``, ``label`` and, unless ``teacher`` is given, ``teacher_logits``
+    (see ``with_teacher_logits``). Nothing is checkpointed; the student is left in eval mode.
+    """
+    from transformers import DataCollatorWithPadding, TrainingArguments
+
+    check_distillation_settings(alpha, temperature)
+    columns = list(getattr(train_dataset, "column_names", []) or [])
+    missing = [c for c in (TEXT_COLUMN, LABEL_COLUMN) if c not in columns]
+    if missing:
+        raise ValueError(f"The training dataset has no {missing} column(s); its columns are {columns}.")
+    if teacher is None and TEACHER_LOGITS not in columns and alpha < 1.0:
+        raise ValueError(f"Distillation (alpha < 1) needs the teacher: pass teacher=... or add a "
+                         f"'{TEACHER_LOGITS}' column with with_teacher_logits().")
+    tokenized = train_dataset.map(lambda b: tokenizer(b[TEXT_COLUMN], truncation=True, max_length=max_length),
+                                  batched=True, remove_columns=[TEXT_COLUMN])
+    if TEACHER_LOGITS not in tokenized.column_names:  # labels only: the loss never reads the teacher
+        tokenized = with_teacher_logits(tokenized, torch.zeros(len(tokenized), model_num_labels(student) or 2))
+    with tempfile.TemporaryDirectory() as scratch:
+        args = TrainingArguments(**{
+            "output_dir": output_dir or scratch, "num_train_epochs": epochs, "learning_rate": learning_rate,
+            "per_device_train_batch_size": batch_size, "lr_scheduler_type": "linear",
+            "warmup_steps": warmup_ratio, "weight_decay": weight_decay,
+            "train_sampling_strategy": "group_by_length", "save_strategy": "no", "eval_strategy": "no",
+            "logging_steps": 25, "seed": seed, "data_seed": seed, "report_to": "none",
+            "disable_tqdm": not progress, "use_cpu": not torch.cuda.is_available(), **overrides})
+        trainer = DistillationTrainer(
+            model=student, args=args, train_dataset=tokenized, data_collator=DataCollatorWithPadding(tokenizer),
+            teacher=teacher, alpha=alpha, temperature=temperature)
+        trainer.train()
+    student.eval()
+    return [{"step": e["step"], "epoch": e["epoch"], "loss": e["loss"]}
+            for e in trainer.state.log_history if "loss" in e]
+
+
+# ---------------------------------------------------------------------------------------------
+# Students
+
+
+def every_other_layer(num_layers: int) -> list[int]:
+    """Layers 0, 2, 4, ... of ``num_layers``: the layers DistilBERT-style initialisation keeps."""
+    if num_layers < 2:
+        raise ValueError(f"Dropping layers needs a model with at least 2 layers, got {num_layers}.")
+    return list(range(0, num_layers, 2))
+
+
+def layer_dropped_copy(model: nn.Module, keep: Sequence[int] | None = None) -> nn.Module:
+    """A copy of a BERT-family classifier (``config.num_hidden_layers``, ``encoder.layer.<i>.`` weights) with
+    only the layers in ``keep`` (default: every other one), renumbered 0, 1, ...; embeddings, pooler and
+    classifier are copied as they are. The original is left untouched."""
+    config = getattr(model, "config", None)
+    num_layers = getattr(config, "num_hidden_layers", None)
+    if not isinstance(num_layers, int):
+        raise ValueError(f"{type(model).__name__} has no config.num_hidden_layers: layer_dropped_copy needs a "
+                         "Hugging Face BERT-family model (e.g. BertForSequenceClassification).")
+    keep = every_other_layer(num_layers) if keep is None else [int(i) for i in keep]
+    if not keep or sorted(set(keep)) != keep or keep[0] < 0 or keep[-1] >= num_layers:
+        raise ValueError(f"keep must be increasing, distinct layer indices in 0..{num_layers - 1}, got {keep}.")
+    new_index = {old: new for new, old in enumerate(keep)}
+    layer_name = re.compile(r"^(.*encoder\.layer\.)(\d+)(\..+)$")
+    state = {}
+    for name, tensor in model.state_dict().items():
+        match = layer_name.match(name)
+        if match:
+            if int(match[2]) not in new_index:
+                continue
+            name = f"{match[1]}{new_index[int(match[2])]}{match[3]}"
+        state[name] = tensor.detach().clone()
+    student_config = copy.deepcopy(config)
+    student_config.num_hidden_layers = len(keep)
+    student = type(model)(student_config)
+    student.load_state_dict(state, strict=True)
+    return student
+
+
+# ---------------------------------------------------------------------------------------------
+# Compression and the benchmark
+
+
+def quantize_int8(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with every ``nn.Linear`` dynamically quantized to int8 (weights stored in int8,
+    activations quantized on the fly), for CPU inference. Embeddings and LayerNorms stay in float32.
+
+    Uses ``torch.ao.quantization.quantize_dynamic``; PyTorch marks ``torch.ao.quantization`` deprecated in
+    favour of the separate ``torchao`` package, so that warning is silenced here.
+    """
+    model = copy.deepcopy(model).cpu().eval()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=".*torch.ao.quantization is deprecated.*")
+        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
+        return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+
+
+def _quantized_linears(model: nn.Module) -> list[nn.Module]:
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
+
+    return [m for m in model.modules() if isinstance(m, DynamicQuantizedLinear)]
+
+
+def count_parameters(model: nn.Module) -> int:
+    """The number of weights, counting those packed inside dynamically quantized linear layers."""
+    total = sum(p.numel() for p in model.parameters())
+    for linear in _quantized_linears(model):
+        bias = linear.bias()
+        total += linear.weight().numel() + (bias.numel() if bias is not None else 0)
+    return total
+
+
+def _storable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict as plain tensors: a quantized weight becomes its int8 values plus scale and zero point."""
+    state: dict[str, torch.Tensor] = {}
+    for name, value in model.state_dict().items():
+        if isinstance(value, tuple):  # a dynamic quantized linear's packed (weight, bias)
+            weight, bias = value
+            state[f"{name}.weight_int8"] = weight.int_repr()
+            if weight.qscheme() in (torch.per_tensor_affine, torch.per_tensor_symmetric):
+                state[f"{name}.weight_scale"] = torch.tensor([weight.q_scale()])
+                state[f"{name}.weight_zero_point"] = torch.tensor([weight.q_zero_point()])
+            else:
+                state[f"{name}.weight_scale"] = weight.q_per_channel_scales()
+                state[f"{name}.weight_zero_point"] = weight.q_per_channel_zero_points()
+            if bias is not None:
+                state[f"{name}.bias"] = bias
+        elif isinstance(value, torch.Tensor):
+            state[name] = value
+    return {k: v.detach().contiguous().cpu().clone() for k, v in state.items()}
+
+
+def size_on_disk_mb(model: nn.Module) -> float:
+    """The size in MB (10^6 bytes) of ``model``'s weights written to a safetensors file (int8 weights of
+    quantized layers as int8 tensors with their scales)."""
+    from safetensors.torch import save_file
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "model.safetensors")
+        save_file(_storable_state(model), path)
+        return os.path.getsize(path) / 1e6
+
+
+def _timed_batches(model: nn.Module, batches: list[dict[str, torch.Tensor]], repeats: int, warmup: int) -> list[float]:
+    """Seconds per pass over ``batches``, once per repeat, after ``warmup`` untimed passes."""
+    times = []
+    with torch.inference_mode():
+        for run in range(warmup + repeats):
+            started = time.perf_counter()
+            for batch in batches:
+                model(**batch)
+            if run >= warmup:
+                times.append(time.perf_counter() - started)
+    return times
+
+
+def measure_speed(model: nn.Module, tokenizer, texts: Sequence[str], max_length: int, *,
+                  latency_examples: int = 32, throughput_batches: int = 4, batch_size: int = 32,
+                  repeats: int = 5, warmup: int = 1) -> dict[str, float]:
+    """CPU speed of ``model`` on ``texts`` (tokenised beforehand; tokenisation is not timed).
+
+    ``latency_ms``: milliseconds per example at batch size 1 over ``latency_examples`` texts;
+    ``throughput``: examples per second in batches of ``batch_size`` over ``throughput_batches`` batches.
+    Each is the median over ``repeats`` timed passes, after ``warmup`` untimed ones.
+    """
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats} and {warmup}.")
+    needed = max(latency_examples, throughput_batches * batch_size)
+    if len(texts) < needed:
+        raise ValueError(f"measure_speed needs at least {needed} texts, got {len(texts)}.")
+    model = model.cpu().eval()
+
+    def batches(rows: Sequence[str], size: int) -> list[dict[str, torch.Tensor]]:
+        return [dict(tokenizer(list(rows[i:i + size]), truncation=True, max_length=max_length, padding=True,
+                               return_tensors="pt")) for i in range(0, len(rows), size)]
+
+    single = batches(texts[:latency_examples], 1)
+    grouped = batches(texts[:throughput_batches * batch_size], batch_size)
+    latency = statistics.median(_timed_batches(model, single, repeats, warmup)) / latency_examples
+    throughput = throughput_batches * batch_size / statistics.median(_timed_batches(model, grouped, repeats, warmup))
+    return {"latency_ms": 1000 * latency, "throughput": throughput}
+
+
+def benchmark_classifiers(models: Mapping[str, nn.Module], tokenizer, dataset, *, reference: str, max_length: int,
+                          repeats: int = 5, warmup: int = 1, latency_examples: int = 32,
+                          throughput_batches: int = 4, batch_size: int = 32, num_threads: int | None = None,
+                          progress: bool = True):
+    """One row per model: accuracy on ``dataset`` (``text``/``label``), parameters, size on disk (MB), CPU
+    latency (ms per example at batch 1), throughput (examples/s at ``batch_size``), and the ratios to the
+    ``reference`` model: ``accuracy_kept`` (accuracy / reference's), ``smaller`` (reference size / size),
+    ``faster_latency`` and ``faster_throughput`` (speed-ups). A pandas ``DataFrame`` indexed by name.
+
+    Every model runs on the CPU with ``num_threads`` threads (default: as many as torch has now); all
+    share ``tokenizer``. Speeds are medians of ``repeats`` runs after ``warmup`` (see ``measure_speed``).
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    if reference not in models:
+        raise ValueError(f"The reference {reference!r} is not among the models {list(models)}.")
+    texts, labels = list(dataset[TEXT_COLUMN]), list(dataset[LABEL_COLUMN])
+    if num_threads is not None and (isinstance(num_threads, bool) or num_threads < 1):
+        raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}.")
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(num_threads or threads_before)
+    rows = []
+    try:
+        for name, model in tqdm(models.items(), desc="benchmark", disable=not progress):
+            model = model.cpu().eval()
+            logits = predict_logits(model, tokenizer, texts, max_length)
+            speed = measure_speed(model, tokenizer, texts, max_length, latency_examples=latency_examples,
+                                  throughput_batches=throughput_batches, batch_size=batch_size,
+                                  repeats=repeats, warmup=warmup)
+            rows.append({"model": name, "accuracy": accuracy_of(logits, labels),
+                         "parameters": count_parameters(model), "size_mb": size_on_disk_mb(model), **speed})
+    finally:
+        torch.set_num_threads(threads_before)
+    table = pd.DataFrame(rows).set_index("model")
+    ref = table.loc[reference]
+    table["accuracy_kept"] = table["accuracy"] / ref["accuracy"]
+    table["smaller"] = ref["size_mb"] / table["size_mb"]
+    table["faster_latency"] = ref["latency_ms"] / table["latency_ms"]
+    table["faster_throughput"] = table["throughput"] / ref["throughput"]
+    return table
