@@ -41,3 +41,13 @@ def test_reliability_diagram_reports_the_ece(three_class):
     ax = plots.plot_reliability_diagram(y, prob, n_bins=10, label="toy")
     ece = metrics.expected_calibration_error(y, prob, 10)
     assert f"ECE {ece:.3f}" in ax.get_legend().get_texts()[1].get_text()
+
+
+def test_reliability_diagrams_share_one_axes_and_one_diagonal(three_class):
+    y, prob = three_class
+    ax = plots.plot_reliability_diagram(y, prob, label="first")
+    sharper = prob ** 3 / (prob ** 3).sum(axis=1, keepdims=True)
+    plots.plot_reliability_diagram(y, sharper, ax=ax, label="second")
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts[0] == "perfectly calibrated" and len(texts) == 3
+    assert f"ECE {metrics.expected_calibration_error(y, sharper):.3f}" in texts[2]

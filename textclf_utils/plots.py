@@ -190,14 +190,19 @@ def plot_roc_and_pr_curves(y_true, y_prob, label_names: Sequence[str], title: st
 
 
 def plot_reliability_diagram(y_true, y_prob, n_bins: int = 10, ax: Axes | None = None, label: str = "model") -> Axes:
-    """Accuracy against mean confidence per confidence bin; the diagonal is perfect calibration."""
+    """Accuracy against mean confidence per confidence bin; the diagonal is perfect calibration.
+
+    Call it again with the same ``ax`` to compare models (e.g. before and after temperature scaling):
+    the diagonal is drawn once.
+    """
     from .metrics import expected_calibration_error, reliability_table
 
     table = reliability_table(y_true, y_prob, n_bins).dropna()
     ece = expected_calibration_error(y_true, y_prob, n_bins)
     if ax is None:
         _, ax = plt.subplots(figsize=(4.5, 4.5))
-    ax.plot([0, 1], [0, 1], "k:", linewidth=1, label="perfectly calibrated")
+    if not any(line.get_label() == "perfectly calibrated" for line in ax.get_lines()):
+        ax.plot([0, 1], [0, 1], "k:", linewidth=1, label="perfectly calibrated")
     ax.plot(table["confidence"], table["accuracy"], "o-", label=f"{label} (ECE {ece:.3f})")
     ax.set(xlabel="mean confidence in bin", ylabel="accuracy in bin", xlim=(0, 1), ylim=(0, 1.02),
            title="reliability diagram")
