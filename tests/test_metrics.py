@@ -98,6 +98,8 @@ def test_paired_difference_of_a_model_with_itself_is_zero_and_of_a_better_one_po
     (lambda: metrics.softmax_with_temperature([[1.0, 2.0]], 0.0), "positive"),
     (lambda: metrics.mcnemar_test([0, 1], [0, 1], [0]), "equal length"),
     (lambda: metrics.fit_temperature([[1.0, 2.0]], [0, 1]), "same length"),
+    (lambda: metrics.fit_temperature([[1.0, -np.inf], [0.0, 1.0]], [0, 1]), "finite"),
+    (lambda: metrics.softmax_with_temperature([1.0, 2.0], 2.0), r"shape \(examples, classes\)"),
 ])
 def test_bad_input_is_refused_with_a_clear_message(call, message):
     with pytest.raises(ValueError, match=message):

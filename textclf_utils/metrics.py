@@ -193,11 +193,22 @@ def expected_calibration_error(y_true, y_prob, n_bins: int = 10) -> float:
     return float((table["count"] * (table["accuracy"] - table["confidence"]).abs()).sum() / table["count"].sum())
 
 
+def check_logits(logits) -> np.ndarray:
+    """``logits`` as a finite ``(examples, classes)`` float array."""
+    z = np.asarray(logits, dtype=float)
+    if z.ndim != 2:
+        raise ValueError(f"logits must have shape (examples, classes), got {z.shape}.")
+    if not np.isfinite(z).all():
+        raise ValueError("logits must be finite; log-probabilities of exactly 0 give -inf "
+                         "(pass the model's logits, or clip the probabilities before the log).")
+    return z
+
+
 def softmax_with_temperature(logits, temperature: float = 1.0) -> np.ndarray:
     """softmax(logits / T) row by row."""
     if temperature <= 0:
         raise ValueError(f"The temperature must be positive, got {temperature}.")
-    return special.softmax(np.asarray(logits, dtype=float) / temperature, axis=1)
+    return special.softmax(check_logits(logits) / temperature, axis=1)
 
 
 def fit_temperature(logits, y_true) -> float:
@@ -205,9 +216,7 @@ def fit_temperature(logits, y_true) -> float:
 
     Fit it on validation data, then apply it to test logits: it changes confidence, never the argmax.
     """
-    z = np.asarray(logits, dtype=float)
-    if z.ndim != 2:
-        raise ValueError(f"logits must have shape (examples, classes), got {z.shape}.")
+    z = check_logits(logits)
     true, _ = check_labels(y_true, None, z.shape[1])
     if len(true) != len(z):
         raise ValueError(f"logits and y_true must have the same length, got {len(z)} and {len(true)}.")
