@@ -96,8 +96,9 @@ class MultiHeadAttention(nn.Module):
         if hidden_size <= 0 or num_heads <= 0:
             raise ValueError(f"hidden_size and num_heads must be positive, got {hidden_size} and {num_heads}.")
         if hidden_size % num_heads:
-            raise ValueError(f"hidden_size ({hidden_size}) must be divisible by num_heads ({num_heads}); "
-                             f"e.g. {hidden_size - hidden_size % num_heads} or {num_heads * 64}.")
+            fitting = [h for h in range(1, min(hidden_size, 64) + 1) if hidden_size % h == 0]
+            raise ValueError(f"hidden_size ({hidden_size}) must be divisible by num_heads ({num_heads}): each head "
+                             f"gets hidden_size / num_heads dimensions. Head counts that fit {hidden_size}: {fitting}.")
         self.hidden_size, self.num_heads, self.head_dim = hidden_size, num_heads, hidden_size // num_heads
         self.dropout = dropout
         self.query = nn.Linear(hidden_size, hidden_size, bias=bias)
