@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -252,3 +253,196 @@ def test_bad_evaluation_set_is_refused_before_training(untouched_model):
     with pytest.raises(ValueError, match="evaluation dataset is empty"):
         training.train_classifier(model, tokenizer, good, _dataset([], []), epochs=1, learning_rate=1e-4,
                                   batch_size=2, max_length=16, device="cpu", progress=False)
+
+
+# --- the Trainer recipe --------------------------------------------------------------------------
+
+
+def test_trainer_arguments_follow_the_v5_api_and_the_hardware(tmp_path):
+    args = training.trainer_arguments(str(tmp_path), epochs=2, learning_rate=3e-5, batch_size=16, cuda=False)
+    assert (args.eval_strategy, args.save_strategy) == ("epoch", "epoch")
+    assert args.train_sampling_strategy == "group_by_length"
+    assert args.load_best_model_at_end and args.metric_for_best_model == "accuracy"
+    assert not args.bf16 and not args.fp16
+    assert args.warmup_steps == pytest.approx(0.1) and args.lr_scheduler_type == "linear"
+    no_grouping = training.trainer_arguments(str(tmp_path), epochs=1, learning_rate=1e-4, batch_size=8,
+                                             group_by_length=False, cuda=False)
+    assert no_grouping.train_sampling_strategy == "random"
+
+
+def test_trainer_precision_on_a_faked_gpu(monkeypatch, tmp_path):
+    captured = {}
+
+    class FakeArguments:
+        def __init__(self, **kwargs):
+            captured.update(kwargs)
+
+    monkeypatch.setattr("transformers.TrainingArguments", FakeArguments)
+    training.trainer_arguments(str(tmp_path), epochs=1, learning_rate=1e-4, batch_size=8, cuda=True,
+                               bf16_supported=True)
+    assert (captured["bf16"], captured["fp16"]) == (True, False)
+    training.trainer_arguments(str(tmp_path), epochs=1, learning_rate=1e-4, batch_size=8, cuda=True,
+                               bf16_supported=False)
+    assert (captured["bf16"], captured["fp16"]) == (False, True)
+
+
+def test_classification_metrics_match_scikit_learn():
+    from transformers import EvalPrediction
+
+    logits = np.array([[2.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.3, 0.2]])
+    labels = np.array([0, 1, 1, 1])
+    metrics = training.classification_metrics(EvalPrediction(predictions=logits, label_ids=labels))
+    assert metrics["accuracy"] == 0.5
+    # predictions [0, 1, 0, 0]: class 0 has P=1/3, R=1, F1=1/2; class 1 has P=1, R=1/3, F1=1/2
+    assert metrics["f1_macro"] == pytest.approx(0.5)
+
+
+def test_trainer_recipe_trains_and_reports_each_epoch(bert, sst2_small, tmp_path):
+    tokenizer, model = bert
+    train, dev = sst2_small
+    trainer, history = training.train_with_trainer(
+        model, tokenizer, train, dev, output_dir=str(tmp_path), epochs=2, learning_rate=1e-2, batch_size=16,
+        max_length=32, progress=False, use_cpu=True)
+    assert [round(h["epoch"]) for h in history] == [1, 2]
+    for record in history:
+        assert {"train_loss", "eval_loss", "eval_accuracy", "eval_f1_macro"} <= set(record)
+    best = max(h["eval_accuracy"] for h in history)
+    metrics = training.evaluate_classifier(trainer.model, tokenizer, dev, batch_size=32, max_length=32,
+                                           device="cpu")
+    assert metrics["accuracy"] == pytest.approx(best)
+
+
+def test_trainer_recipe_refuses_bad_input_before_training(bert, tmp_path):
+    tokenizer, model = bert
+    with pytest.raises(ValueError, match="above the model's limit"):
+        training.train_with_trainer(model, tokenizer, _dataset(["a"], [0]), _dataset(["b"], [1]),
+                                    output_dir=str(tmp_path), epochs=1, learning_rate=1e-4, batch_size=2,
+                                    max_length=600)
+    assert not any(tmp_path.iterdir())
+
+
+# --- the recipe and the shared cache -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory, tokenizer):
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tiny_bert(tokenizer).bert.save_pretrained(folder)  # the encoder only, like a pre-trained checkpoint
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def tiny_profile(model_dir, name="tests"):
+    from textclf_utils.config import Profile
+
+    return Profile(name=name, train_examples=48, eval_examples=32, epochs=1, max_length=32, batch_size=16,
+                   model=str(model_dir), description="tests")
+
+
+def test_recipe_follows_the_profile_and_model():
+    from textclf_utils.config import get_profile
+
+    cpu = training.finetune_recipe("sst2", "cpu")
+    assert cpu.model == "all-MiniLM-L6-v2" and cpu.learning_rate == training.LEARNING_RATES["all-MiniLM-L6-v2"]
+    assert (cpu.max_length, cpu.batch_size) == (get_profile("cpu").max_length, get_profile("cpu").batch_size)
+    overrides = training.RECIPE_OVERRIDES[("cpu", "sst2")]
+    assert all(getattr(cpu, name) == value for name, value in overrides.items())
+    emotion = training.finetune_recipe("emotion", "cpu")  # no overrides: the profile's sizes
+    assert (emotion.train_examples, emotion.epochs, emotion.min_train_words) == (
+        get_profile("cpu").train_examples, get_profile("cpu").epochs, 0)
+    assert cpu.cache_key().startswith("sst2-all-MiniLM-L6-v2-cpu-")
+    assert training.finetune_recipe("emotion", "cpu").cache_key() != cpu.cache_key()
+    assert training.finetune_recipe("sst2", "smoke").cache_key() != cpu.cache_key()
+
+
+def test_gpu_recipe_offline_falls_back_to_the_packaged_model(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    recipe = training.finetune_recipe("sst2", "gpu")
+    assert recipe.model == "all-MiniLM-L6-v2" and recipe.train_examples is None
+    assert recipe.cache_key().startswith("sst2-all-MiniLM-L6-v2-gpu-")
+
+
+def test_finetuning_data_keeps_sentence_like_rows(mirror):
+    recipe = dataclasses.replace(training.finetune_recipe("sst2", "smoke"), min_train_words=12)
+    data = training.finetuning_data(recipe)
+    assert len(data["train"]) == recipe.train_examples
+    assert min(len(t.split()) for t in data["train"]["text"]) >= 12
+    assert len(data["validation"]) == recipe.eval_examples
+
+
+def test_shared_cache_trains_once_then_loads(mirror, tiny_model_dir, tmp_path, monkeypatch, sst2_small):
+    profile = tiny_profile(tiny_model_dir)
+    tokenizer, model = training.get_finetuned_classifier("sst2", profile, cache_dir=tmp_path, progress=False)
+    entries = list((tmp_path / "finetuned").iterdir())
+    assert len(entries) == 1 and entries[0].name.startswith("sst2-") and "-tests-" in entries[0].name
+    assert (entries[0] / "model.safetensors").is_file() and (entries[0] / "training.json").is_file()
+    assert model.config.id2label == {0: "negative", 1: "positive"}
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the cached model should have been loaded, not trained again")
+
+    monkeypatch.setattr(training, "train_classifier", no_training)
+    _, again = training.get_finetuned_classifier("sst2", profile, cache_dir=tmp_path, progress=False)
+    _, dev = sst2_small
+    first = training.evaluate_classifier(model, tokenizer, dev, max_length=32, device="cpu")
+    second = training.evaluate_classifier(again, tokenizer, dev, max_length=32, device="cpu")
+    np.testing.assert_allclose(first["probabilities"], second["probabilities"], atol=1e-6)
+
+
+def test_cache_write_is_atomic(mirror, tiny_model_dir, tmp_path, monkeypatch):
+    profile = tiny_profile(tiny_model_dir)
+
+    def broken_save(self, *args, **kwargs):
+        raise OSError("disk full")
+
+    from transformers import PreTrainedModel
+
+    monkeypatch.setattr(PreTrainedModel, "save_pretrained", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        training.get_finetuned_classifier("sst2", profile, cache_dir=tmp_path, progress=False)
+    assert list((tmp_path / "finetuned").iterdir()) == []  # no half-written entry, no temporary folder
+
+
+# --- scripts/finetune.py -------------------------------------------------------------------------
+
+
+def test_finetune_script_tiny_configuration(mirror, tiny_model_dir, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("finetune_script", training.Path(__file__).parent.parent
+                                                  / "scripts" / "finetune.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "run"
+    metrics = script.main(["--dataset", "emotion", "--profile", "smoke", "--model", str(tiny_model_dir),
+                           "--train-examples", "48", "--eval-examples", "36", "--epochs", "1",
+                           "--batch-size", "16", "--max-length", "32", "--learning-rate", "1e-3",
+                           "--output-dir", str(out), "--no-progress"])
+    assert (out / "model.safetensors").is_file() and (out / "metrics.json").is_file()
+    assert metrics["train_examples"] == 48 and metrics["world_size"] == 1
+    assert 0 <= metrics["test"]["accuracy"] <= 1 and len(metrics["history"]) == 1
+    from transformers import AutoModelForSequenceClassification
+
+    saved = AutoModelForSequenceClassification.from_pretrained(out)
+    assert saved.config.num_labels == 6 and saved.config.id2label[5] == "surprise"
+
+
+# --- the plots notebook 03 uses --------------------------------------------------------------------
+
+
+def test_training_history_plot_draws_each_run():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from textclf_utils.plots import plot_length_distribution, plot_training_history
+
+    history = [{"epoch": 1, "train_loss": 0.6, "eval_loss": 0.5, "eval_accuracy": 0.8},
+               {"epoch": 2, "train_loss": 0.4, "eval_loss": 0.45, "eval_accuracy": 0.85}]
+    fig = plot_training_history({"loop": history, "Trainer": history}, step_losses={"loop": [0.7, 0.5, 0.4]})
+    loss_ax, acc_ax = fig.axes
+    assert len(acc_ax.lines) == 2 and list(acc_ax.lines[0].get_ydata()) == [0.8, 0.85]
+    assert len(loss_ax.lines) == 5  # per-step loss + train and dev for both runs
+    with pytest.raises(ValueError, match="at least one epoch"):
+        plot_training_history({"loop": []})
+    ax = plot_length_distribution([5, 10, 12, 70], max_length=64)
+    assert any("truncates 25.00%" in text.get_text() for text in ax.get_legend().get_texts())

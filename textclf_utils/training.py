@@ -15,9 +15,15 @@ Datasets have a ``text`` column and a ``label`` column of class ids.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import math
+import os
+import shutil
+import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -25,7 +31,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
-from .config import get_device, set_seed
+from .config import get_device, get_profile, set_seed
+from .data import get_spec, load_course_dataset, stratified_subsample
+from .models import PACKAGED_MODEL, load_classifier, packaged_model_path, resolve_model
 
 TEXT_COLUMN = "text"
 LABEL_COLUMN = "label"
@@ -456,3 +464,282 @@ def _describe_epoch(record: dict[str, float]) -> str:
     if not math.isnan(record["eval_accuracy"]):
         text += f", eval loss {record['eval_loss']:.4f}, eval accuracy {record['eval_accuracy']:.4f}"
     return text
+
+
+# ---------------------------------------------------------------------------------------------
+# The same recipe with transformers.Trainer
+
+
+def tokenize_for_trainer(dataset, tokenizer, max_length: int):
+    """``dataset`` with the tokenizer's columns added (truncated, unpadded), for ``Trainer``."""
+    return dataset.map(lambda batch: tokenizer(batch[TEXT_COLUMN], truncation=True, max_length=max_length),
+                       batched=True, desc="tokenising")
+
+
+def classification_metrics(eval_prediction) -> dict[str, float]:
+    """``compute_metrics`` for ``Trainer``: accuracy and macro-F1 from scikit-learn."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    logits, labels = eval_prediction.predictions, eval_prediction.label_ids
+    logits = logits[0] if isinstance(logits, tuple) else logits
+    predictions = np.asarray(logits).argmax(axis=-1)
+    return {"accuracy": float(accuracy_score(labels, predictions)),
+            "f1_macro": float(f1_score(labels, predictions, average="macro"))}
+
+
+def trainer_arguments(output_dir: str, *, epochs: float, learning_rate: float, batch_size: int,
+                      warmup_ratio: float = 0.1, weight_decay: float = 0.01, max_grad_norm: float = 1.0,
+                      group_by_length: bool = True, seed: int = 42, progress: bool = True,
+                      bf16_supported: bool | None = None, cuda: bool | None = None, **overrides: Any):
+    """``TrainingArguments`` for the course's recipe: evaluate and save every epoch, keep the best
+    (by accuracy), linear warm-up and decay, length-grouped batches, and bf16 (else fp16) on CUDA.
+
+    ``cuda`` and ``bf16_supported`` default to what this machine has (they can be given for tests).
+    In transformers v5 length grouping is ``train_sampling_strategy="group_by_length"`` (the v4
+    ``group_by_length=True`` flag is gone).
+    """
+    from transformers import TrainingArguments
+
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    amp = amp_settings("cuda" if cuda else "cpu", bf16_supported=bf16_supported)
+    settings = dict(
+        output_dir=output_dir,
+        num_train_epochs=epochs,
+        learning_rate=learning_rate,
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=2 * batch_size,
+        lr_scheduler_type="linear",
+        warmup_steps=warmup_ratio,  # a float in [0, 1) is a fraction of the total steps
+        weight_decay=weight_decay,
+        max_grad_norm=max_grad_norm,
+        train_sampling_strategy="group_by_length" if group_by_length else "random",
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        logging_strategy="epoch",
+        load_best_model_at_end=True,
+        metric_for_best_model="accuracy",
+        greater_is_better=True,
+        save_total_limit=1,
+        save_only_model=True,
+        bf16=amp.dtype == torch.bfloat16,
+        fp16=amp.dtype == torch.float16,
+        seed=seed,
+        data_seed=seed,
+        report_to="none",
+        disable_tqdm=not progress,
+        dataloader_pin_memory=cuda,
+    )
+    settings.update(overrides)
+    return TrainingArguments(**settings)
+
+
+def trainer_history(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """``Trainer.state.log_history`` as one dict per epoch, with the keys ``train_classifier`` uses."""
+    by_epoch: dict[float, dict[str, float]] = {}
+    for entry in log_history:
+        if "epoch" not in entry:
+            continue
+        record = by_epoch.setdefault(round(entry["epoch"], 3), {"epoch": round(entry["epoch"], 3)})
+        if "loss" in entry:
+            record["train_loss"] = entry["loss"]
+            record["learning_rate"] = entry.get("learning_rate", math.nan)
+        if "eval_loss" in entry:
+            record["eval_loss"] = entry["eval_loss"]
+            record["eval_accuracy"] = entry["eval_accuracy"]
+            record["eval_f1_macro"] = entry.get("eval_f1_macro", math.nan)
+    return [r for _, r in sorted(by_epoch.items()) if "eval_loss" in r or "train_loss" in r]
+
+
+def train_with_trainer(model: nn.Module, tokenizer, train_dataset, eval_dataset, *, output_dir: str,
+                       epochs: float, learning_rate: float, batch_size: int, max_length: int,
+                       warmup_ratio: float = 0.1, weight_decay: float = 0.01, max_grad_norm: float = 1.0,
+                       group_by_length: bool = True, seed: int = 42, progress: bool = True,
+                       **overrides: Any):
+    """Fine-tune with ``transformers.Trainer`` on the same recipe as ``train_classifier``.
+
+    Returns ``(trainer, history)``: the trainer holds the best epoch's model, ``history`` has one dict
+    per epoch (``epoch``, ``train_loss``, ``eval_loss``, ``eval_accuracy``, ``eval_f1_macro``).
+    The same checks as ``train_classifier`` run first.
+    """
+    from transformers import DataCollatorWithPadding, Trainer
+
+    num_labels = model_num_labels(model)
+    check_classification_dataset(train_dataset, num_labels, "training dataset")
+    check_classification_dataset(eval_dataset, num_labels, "evaluation dataset")
+    check_max_length(max_length, model, tokenizer)
+    _check_positive(epochs=epochs, learning_rate=learning_rate, batch_size=batch_size)
+    args = trainer_arguments(output_dir, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
+                             warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
+                             group_by_length=group_by_length, seed=seed, progress=progress, **overrides)
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=tokenize_for_trainer(train_dataset, tokenizer, max_length),
+        eval_dataset=tokenize_for_trainer(eval_dataset, tokenizer, max_length),
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=classification_metrics,
+    )
+    trainer.train()
+    return trainer, trainer_history(trainer.state.log_history)
+
+
+# ---------------------------------------------------------------------------------------------
+# The course's recipe per dataset and profile, and the shared cache of fine-tuned models
+
+ARTIFACTS_ENV = "TEXTCLF_ARTIFACTS_DIR"
+
+# Learning rates by model: the small packaged MiniLM wants a larger step than BERT-base.
+LEARNING_RATES = {PACKAGED_MODEL: 1e-4, "bert-base-uncased": 2e-5, "google-bert/bert-base-uncased": 2e-5}
+# Where the recipe departs from the profile's sizes, by (profile, dataset); None = every dataset.
+# sst2: train on sentence-like rows only (>= 10 words), since the dev set is whole sentences and most
+# training rows are short phrases. cpu: 3,000 examples, one epoch, to fit the notebook's CPU budget
+# (both the loop and the Trainer train in it). smoke: batches of 8 and a larger step, so that its 256
+# examples give 32 optimisation steps that move the model. (Notebook 03 shows the measurements.)
+RECIPE_OVERRIDES: dict[tuple[str, str | None], dict[str, Any]] = {
+    ("smoke", None): {"batch_size": 8, "learning_rate": 2e-4},
+    ("smoke", "sst2"): {"min_train_words": 10},
+    ("cpu", "sst2"): {"min_train_words": 10, "train_examples": 3000, "epochs": 1},
+}
+
+
+@dataclass(frozen=True)
+class FinetuneRecipe:
+    """Everything that decides a fine-tuned model: data, model, sizes and hyper-parameters."""
+
+    dataset: str
+    model: str
+    profile: str
+    train_examples: int | None
+    min_train_words: int
+    eval_examples: int | None
+    epochs: float
+    learning_rate: float
+    batch_size: int
+    max_length: int
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    seed: int = 42
+
+    def loop_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of ``train_classifier`` (and ``train_with_trainer``) for this recipe."""
+        return dict(epochs=self.epochs, learning_rate=self.learning_rate, batch_size=self.batch_size,
+                    max_length=self.max_length, warmup_ratio=self.warmup_ratio,
+                    weight_decay=self.weight_decay, seed=self.seed)
+
+    def cache_key(self) -> str:
+        """``<dataset>-<model>-<profile>-<hash of the whole recipe>``: a changed recipe is a new entry."""
+        digest = hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+        model = self.model.replace("/", "_")
+        return f"{self.dataset}-{model}-{self.profile}-{digest}"
+
+
+def resolved_model_name(name: str | None) -> str:
+    """The model a profile's ``model`` gives here: the Hub id when the Hub is reachable, else the
+    packaged MiniLM (so that the ``gpu`` profile still runs offline)."""
+    source = resolve_model(name, fallback_to_packaged=True)
+    return PACKAGED_MODEL if source == str(packaged_model_path()) else (name or PACKAGED_MODEL)
+
+
+def finetune_recipe(dataset_name: str, profile=None) -> FinetuneRecipe:
+    """The course's fine-tuning recipe for ``dataset_name`` in ``profile`` (default: the one in force).
+
+    Sizes come from the profile, except where ``RECIPE_OVERRIDES`` says otherwise; the learning rate
+    comes from the model.
+    """
+    profile = profile if not isinstance(profile, (str, type(None))) else get_profile(profile)
+    dataset = get_spec(dataset_name).name
+    model = resolved_model_name(profile.model)
+    recipe = FinetuneRecipe(
+        dataset=dataset, model=model, profile=profile.name, train_examples=profile.train_examples,
+        min_train_words=0, eval_examples=profile.eval_examples, epochs=profile.epochs,
+        learning_rate=LEARNING_RATES.get(model, 5e-5), batch_size=profile.batch_size,
+        max_length=profile.max_length,
+    )
+    overrides = {**RECIPE_OVERRIDES.get((profile.name, None), {}), **RECIPE_OVERRIDES.get((profile.name, dataset), {})}
+    return replace(recipe, **overrides)
+
+
+def finetuning_data(recipe: FinetuneRecipe):
+    """The recipe's ``DatasetDict``: the training subset (sentence-like rows if asked), the other splits
+    subsampled to ``eval_examples``, all stratified and seeded."""
+    from datasets import DatasetDict
+
+    data = load_course_dataset(recipe.dataset, seed=recipe.seed)
+    train = data["train"]
+    if recipe.min_train_words:
+        words = np.array([len(text.split()) for text in train[TEXT_COLUMN]])
+        train = train.select(np.flatnonzero(words >= recipe.min_train_words))
+    splits = {"train": stratified_subsample(train, recipe.train_examples, recipe.seed)}
+    for split, dataset in data.items():
+        if split != "train":
+            splits[split] = stratified_subsample(dataset, recipe.eval_examples, recipe.seed)
+    return DatasetDict(splits)
+
+
+def artifacts_dir() -> Path:
+    """Where trained models are cached: ``$TEXTCLF_ARTIFACTS_DIR``, else the repository's git-ignored
+    ``artifacts/`` folder, else ``~/.cache/textclf_utils/artifacts``."""
+    if os.environ.get(ARTIFACTS_ENV):
+        return Path(os.environ[ARTIFACTS_ENV]).expanduser()
+    repo = Path(__file__).resolve().parent.parent
+    if (repo / "pyproject.toml").is_file():
+        return repo / "artifacts"
+    return Path.home() / ".cache" / "textclf_utils" / "artifacts"
+
+
+def finetuned_model_dir(recipe: FinetuneRecipe, cache_dir: Path | None = None) -> Path:
+    return (cache_dir or artifacts_dir()) / "finetuned" / recipe.cache_key()
+
+
+def store_finetuned_classifier(recipe: FinetuneRecipe, tokenizer, model: nn.Module, result: TrainingResult,
+                               metrics: dict[str, float] | None = None, cache_dir: Path | None = None) -> Path:
+    """Save a model trained on ``recipe`` into the cache (safetensors, with ``training.json``), atomically:
+    written to a temporary folder beside the entry, then renamed. If another run stored the same entry
+    meanwhile, that one is kept."""
+    target = finetuned_model_dir(recipe, cache_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.partial-"))
+    try:
+        model.save_pretrained(tmp)  # safetensors by default
+        tokenizer.save_pretrained(tmp)
+        record = {"recipe": asdict(recipe), "history": result.history, "best_epoch": result.best_epoch,
+                  "best_eval_accuracy": result.best_eval_accuracy, "train_seconds": result.train_seconds,
+                  "metrics": metrics or {}}
+        (tmp / "training.json").write_text(json.dumps(record, indent=2))
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not (target / "training.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def get_finetuned_classifier(dataset_name: str, profile=None, *, cache_dir: Path | None = None,
+                             progress: bool = True):
+    """``(tokenizer, model)`` fine-tuned on ``dataset_name`` with the course's recipe for ``profile``.
+
+    Loaded from the cache (see ``artifacts_dir``) when there; otherwise trained with ``train_classifier``
+    (the recipe notebook 03 uses), stored atomically, and returned. Keyed by dataset, model, profile and
+    recipe, so notebooks 04-06 each run standalone and share one trained model.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    recipe = finetune_recipe(dataset_name, profile)
+    folder = finetuned_model_dir(recipe, cache_dir)
+    if not (folder / "training.json").is_file():
+        data = finetuning_data(recipe)
+        set_seed(recipe.seed)
+        tokenizer, model = load_classifier(recipe.model, data["train"].features[LABEL_COLUMN].names,
+                                           fallback_to_packaged=True)
+        if progress:
+            print(f"No cached model for {recipe.cache_key()}: fine-tuning it now "
+                  f"({len(data['train']):,} examples, {recipe.epochs:g} epochs).")
+        result = train_classifier(model, tokenizer, data["train"], data["validation"], progress=progress,
+                                  **recipe.loop_arguments())
+        store_finetuned_classifier(recipe, tokenizer, model, result, cache_dir=cache_dir)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForSequenceClassification.from_pretrained(folder, use_safetensors=True)
+    return tokenizer, model.eval()
