@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import Trainer
+from transformers import PrinterCallback, Trainer
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from .training import LABEL_COLUMN, MODEL_INPUTS, TEXT_COLUMN, model_num_labels
@@ -268,6 +268,8 @@ def train_student(student: nn.Module, tokenizer, train_dataset, *, alpha: float,
         trainer = DistillationTrainer(
             model=student, args=args, train_dataset=tokenized, data_collator=DataCollatorWithPadding(tokenizer),
             teacher=teacher, alpha=alpha, temperature=temperature)
+        if not progress:  # no bar, and no printed log lines either
+            trainer.remove_callback(PrinterCallback)
         trainer.train()
     student.eval()
     return [{"step": e["step"], "epoch": e["epoch"], "loss": e["loss"]}
