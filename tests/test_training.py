@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from textclf_utils.data import load_course_dataset, stratified_subsample
 from textclf_utils.models import load_tokenizer
 
 LABELS = ("negative", "positive")
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _dataset(texts, labels, names=LABELS) -> Dataset:
@@ -409,8 +411,7 @@ def test_cache_write_is_atomic(mirror, tiny_model_dir, tmp_path, monkeypatch):
 def test_finetune_script_tiny_configuration(mirror, tiny_model_dir, tmp_path):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("finetune_script", training.Path(__file__).parent.parent
-                                                  / "scripts" / "finetune.py")
+    spec = importlib.util.spec_from_file_location("finetune_script", REPO / "scripts" / "finetune.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     out = tmp_path / "run"
