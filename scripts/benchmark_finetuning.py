@@ -29,8 +29,8 @@ from textclf_utils.models import load_classifier  # noqa: E402
 from textclf_utils.training import LEARNING_RATES, resolved_model_name, train_classifier  # noqa: E402
 
 RECIPES = {
-    "naive": dict(pad_to_max_length=True, group_by_length=False, mixed_precision=False),
-    "ours": dict(pad_to_max_length=False, group_by_length=True, mixed_precision=None),
+    "naive": dict(fixed_length_padding=True, group_by_length=False, mixed_precision=False),
+    "ours": dict(fixed_length_padding=False, group_by_length=True, mixed_precision=None),
 }
 
 

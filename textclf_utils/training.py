@@ -127,12 +127,12 @@ def tokenize_dataset(dataset, tokenizer, max_length: int) -> list[dict[str, Any]
     return [{**{k: encoded[k][i] for k in keys}, "labels": labels[i]} for i in range(len(labels))]
 
 
-def make_collator(tokenizer, pad_to_max_length: bool = False, max_length: int | None = None,
+def make_collator(tokenizer, fixed_length_padding: bool = False, max_length: int | None = None,
                   pad_to_multiple_of: int | None = None):
     """A ``DataCollatorWithPadding``: pad to the longest in each batch (default) or always to ``max_length``."""
     from transformers import DataCollatorWithPadding
 
-    if pad_to_max_length:
+    if fixed_length_padding:
         return DataCollatorWithPadding(tokenizer, padding="max_length", max_length=max_length)
     return DataCollatorWithPadding(tokenizer, padding="longest", pad_to_multiple_of=pad_to_multiple_of)
 
@@ -309,7 +309,7 @@ def train_classifier(
     weight_decay: float = 0.01,
     max_grad_norm: float | None = 1.0,
     group_by_length: bool = True,
-    pad_to_max_length: bool = False,
+    fixed_length_padding: bool = False,
     mixed_precision: bool | None = None,
     seed: int = 42,
     device: torch.device | str | None = None,
@@ -324,7 +324,7 @@ def train_classifier(
     after every epoch and restore the weights of the epoch with the best accuracy at the end.
 
     ``epochs`` may be fractional (e.g. 1.5); ``max_steps`` overrides it. ``group_by_length`` batches
-    examples of similar length (less padding); ``pad_to_max_length`` pads every batch to ``max_length``
+    examples of similar length (less padding); ``fixed_length_padding`` pads every batch to ``max_length``
     (the naive recipe, for comparison). ``mixed_precision=None`` uses AMP on CUDA only (bf16 if the GPU
     supports it, else fp16 with a gradient scaler). ``loss_fn(logits, labels)`` replaces cross-entropy;
     ``sampler`` (over the training examples) replaces the shuffling/length-grouping sampler.
@@ -352,7 +352,7 @@ def train_classifier(
 
     train_features = tokenize_dataset(train_dataset, tokenizer, max_length)
     eval_features = tokenize_dataset(eval_dataset, tokenizer, max_length) if eval_dataset is not None else None
-    collator = make_collator(tokenizer, pad_to_max_length, max_length)
+    collator = make_collator(tokenizer, fixed_length_padding, max_length)
     eval_collator = make_collator(tokenizer)
     generator = torch.Generator().manual_seed(seed)
     if sampler is None and group_by_length:
