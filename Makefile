@@ -1,7 +1,7 @@
 # The course's commands (see README.md):
 #   make lab     set up (once) and open JupyterLab on notebooks/   (NO_BROWSER=1 on a headless server)
 #   make test    set up (once), then the unit tests and every notebook under nbval, smoke profile, offline
-#   make course  execute every notebook headless in PROFILE (default cpu) into build/executed/
+#   make course  execute every notebook and solution headless in PROFILE (default cpu) into build/executed/
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8888
@@ -28,4 +28,4 @@ notebook-tests: setup
 	    --nbval-cell-timeout=900 notebooks
 
 course: setup
-	$(PY) scripts/run_course.py --profile $(PROFILE)
+	$(PY) scripts/run_course.py --profile $(PROFILE) --solutions

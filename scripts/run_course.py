@@ -2,6 +2,7 @@
 
     python scripts/run_course.py --profile cpu                 # all notebooks -> build/executed/cpu/
     python scripts/run_course.py --profile cpu 03 04           # only notebooks whose names start so
+    python scripts/run_course.py --profile cpu --solutions     # the exercise solutions too
     python scripts/run_course.py --profile cpu --in-place      # maintainers: refresh committed outputs
 
 Each notebook runs in a fresh kernel, top to bottom; the script prints the minutes each took and
@@ -47,11 +48,14 @@ def main() -> int:
     parser.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "gpu"])
     parser.add_argument("--output-dir", type=Path, help="default: build/executed/<profile>/")
     parser.add_argument("--in-place", action="store_true", help="overwrite the notebooks in notebooks/")
+    parser.add_argument("--solutions", action="store_true", help="also run notebooks/solutions/ (after the lessons)")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed for one cell")
     args = parser.parse_args()
 
     os.environ["TEXTCLF_PROFILE"] = args.profile  # the kernels inherit it
     paths = sorted(NOTEBOOKS.glob("*.ipynb"))
+    if args.solutions:
+        paths += sorted((NOTEBOOKS / "solutions").glob("*.ipynb"))
     if args.prefixes:
         paths = [p for p in paths if p.name.startswith(tuple(args.prefixes))]
     if not paths:
@@ -61,12 +65,13 @@ def main() -> int:
     results = []
     for path in paths:
         print(f"{path.name} ({args.profile}) ...", flush=True)
-        ok, elapsed = run_notebook(path, out_dir / path.name, args.timeout)
-        results.append((path.name, ok, elapsed))
-        print(f"  {'ok' if ok else 'FAILED'} in {elapsed / 60:.1f} min -> {out_dir / path.name}", flush=True)
-    print(f"\n{'notebook':<40} {'result':<7} minutes")
+        output = out_dir / path.relative_to(NOTEBOOKS)
+        ok, elapsed = run_notebook(path, output, args.timeout)
+        results.append((str(path.relative_to(NOTEBOOKS)), ok, elapsed))
+        print(f"  {'ok' if ok else 'FAILED'} in {elapsed / 60:.1f} min -> {output}", flush=True)
+    print(f"\n{'notebook':<50} {'result':<7} minutes")
     for name, ok, elapsed in results:
-        print(f"{name:<40} {'ok' if ok else 'FAILED':<7} {elapsed / 60:.1f}")
+        print(f"{name:<50} {'ok' if ok else 'FAILED':<7} {elapsed / 60:.1f}")
     return 0 if all(ok for _, ok, _ in results) else 1
 
 
