@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> dict:
         progress=not args.no_progress, **recipe.loop_arguments())
     seconds = time.perf_counter() - started
     metrics = {"recipe": dataclasses.asdict(recipe), "history": history, "train_seconds": seconds,
-               "world_size": trainer.args.world_size, "train_examples": len(data["train"])}
+               "world_size": trainer.args.world_size, "optimizer_steps": trainer.state.global_step,
+               "train_examples": len(data["train"])}
     for split in ("validation", "test"):
         if split in data:
             result = trainer.evaluate(eval_dataset=data[split].map(

@@ -428,6 +428,29 @@ def test_finetune_script_tiny_configuration(mirror, tiny_model_dir, tmp_path):
     assert saved.config.num_labels == 6 and saved.config.id2label[5] == "surprise"
 
 
+
+def test_finetune_script_runs_distributed_with_torchrun(mirror, tiny_model_dir, tmp_path):
+    # Two CPU processes (gloo): the Trainer's own DDP, started by torchrun, no launcher of ours.
+    import json
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+               str(REPO / "scripts" / "finetune.py"), "--dataset", "sst2", "--profile", "smoke",
+               "--model", str(tiny_model_dir), "--train-examples", "64", "--eval-examples", "32",
+               "--epochs", "1", "--batch-size", "8", "--max-length", "32", "--output-dir", str(out), "--no-progress"]
+    env = {**os.environ, "TEXTCLF_DATA_DIR": str(mirror), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["world_size"] == 2
+    assert (out / "model.safetensors").is_file()
+    # 64 examples, 8 per device on 2 devices: 4 optimisation steps in the one epoch
+    assert metrics["optimizer_steps"] == 4
+
+
 # --- the plots notebook 03 uses --------------------------------------------------------------------
 
 

@@ -496,11 +496,13 @@ def trainer_arguments(output_dir: str, *, epochs: float, learning_rate: float, b
 
     ``cuda`` and ``bf16_supported`` default to what this machine has (they can be given for tests).
     In transformers v5 length grouping is ``train_sampling_strategy="group_by_length"`` (the v4
-    ``group_by_length=True`` flag is gone).
+    ``group_by_length=True`` flag is gone). Launched by torchrun/accelerate on a machine without CUDA,
+    the processes train data-parallel on the CPU (gloo): the Trainer needs ``use_cpu=True`` for that.
     """
     from transformers import TrainingArguments
 
     cuda = torch.cuda.is_available() if cuda is None else cuda
+    several_processes = int(os.environ.get("WORLD_SIZE", "1")) > 1
     amp = amp_settings("cuda" if cuda else "cpu", bf16_supported=bf16_supported)
     settings = dict(
         output_dir=output_dir,
@@ -528,6 +530,7 @@ def trainer_arguments(output_dir: str, *, epochs: float, learning_rate: float, b
         report_to="none",
         disable_tqdm=not progress,
         dataloader_pin_memory=cuda,
+        use_cpu=not cuda and several_processes,
     )
     settings.update(overrides)
     return TrainingArguments(**settings)
