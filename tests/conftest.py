@@ -35,3 +35,22 @@ def empty_cache(tmp_path, monkeypatch) -> Path:
     monkeypatch.delenv("TEXTCLF_OFFLINE", raising=False)
     monkeypatch.setenv("TEXTCLF_CACHE_DIR", str(cache))
     return cache
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread, above all on a machine shared with other jobs."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    """The packaged BERT's WordPiece tokenizer."""
+    from textclf_utils.models import load_tokenizer
+
+    return load_tokenizer(None)

@@ -12,21 +12,9 @@ from transformers import BertConfig, BertForSequenceClassification, TrainingArgu
 
 from textclf_utils import distill
 from textclf_utils.encoder import EncoderConfig, EncoderForSequenceClassification
-from textclf_utils.models import load_tokenizer
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The models here are tiny: one thread avoids waiting on the others on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return load_tokenizer(None)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest
 
 
 def tiny_bert(num_labels: int = 2, layers: int = 4, seed: int = 0) -> BertForSequenceClassification:

@@ -14,7 +14,6 @@ from torch import nn
 
 from textclf_utils import training
 from textclf_utils.data import load_course_dataset, stratified_subsample
-from textclf_utils.models import load_tokenizer
 
 LABELS = ("negative", "positive")
 REPO = Path(__file__).resolve().parent.parent
@@ -31,18 +30,7 @@ def sst2_small(mirror):
     return stratified_subsample(data["train"], 96, seed=0), stratified_subsample(data["validation"], 64, seed=0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread, above all on a machine shared with other jobs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return load_tokenizer(None)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest
 
 
 def tiny_bert(tokenizer, num_labels: int = 2, seed: int = 0):
