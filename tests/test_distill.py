@@ -172,26 +172,6 @@ def test_train_student_learns_from_precomputed_teacher_logits(tokenizer):
 # Students, quantization, the benchmark
 
 
-def test_projected_token_embeddings_are_the_principal_components():
-    teacher = tiny_bert()
-    width = 8
-    projected = distill.projected_token_embeddings(teacher, width)
-    weights = teacher.get_input_embeddings().weight.detach()
-    assert projected.shape == (weights.shape[0], width)
-    # PCA: uncorrelated columns with falling variances, together the most that any `width` directions keep
-    covariance = projected.T @ projected
-    off_diagonal = covariance - torch.diag(torch.diagonal(covariance))
-    assert off_diagonal.abs().max() < 1e-3 * covariance.max()
-    variances = torch.diagonal(covariance)
-    assert (variances[:-1] >= variances[1:] - 1e-4).all()
-    centred = weights - weights.mean(dim=0)
-    assert torch.allclose(variances.sum(), (torch.linalg.svdvals(centred)[:width] ** 2).sum(), rtol=1e-4)
-    random_directions = torch.linalg.qr(torch.randn(weights.shape[1], width))[0]
-    assert (centred @ random_directions).pow(2).sum() < variances.sum()
-    with pytest.raises(ValueError, match="hidden size"):
-        distill.projected_token_embeddings(teacher, weights.shape[1] + 1)
-
-
 def test_layer_dropping_keeps_every_other_layer(tokenizer):
     teacher = tiny_bert(layers=4)
     student = distill.layer_dropped_copy(teacher)

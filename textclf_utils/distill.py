@@ -6,8 +6,7 @@
   with the teacher's logits either precomputed (a ``teacher_logits`` column, the teacher is frozen) or computed
   on the fly by a ``teacher`` model; ``train_student`` runs it on the course's recipe;
 - ``layer_dropped_copy``: a shallower copy of a BERT classifier initialised from some of its layers
-  (every other one by default, as DistilBERT was); ``projected_token_embeddings`` gives a narrower student
-  the teacher's word vectors, reduced by PCA;
+  (every other one by default, as DistilBERT was);
 - ``quantize_int8``: post-training dynamic int8 quantization of the ``nn.Linear`` layers;
 - ``benchmark_classifiers``: accuracy, parameters, size on disk, CPU latency and throughput, and ratios to a
   reference model, each speed the median of repeated runs after warm-up.
@@ -286,17 +285,6 @@ def every_other_layer(num_layers: int) -> list[int]:
     if num_layers < 2:
         raise ValueError(f"Dropping layers needs a model with at least 2 layers, got {num_layers}.")
     return list(range(0, num_layers, 2))
-
-
-def projected_token_embeddings(model: nn.Module, width: int) -> torch.Tensor:
-    """``model``'s token embeddings projected onto their first ``width`` principal components (PCA by SVD):
-    a ``(vocab_size, width)`` matrix that gives a narrower student word vectors the teacher already learnt."""
-    weights = model.get_input_embeddings().weight.detach().float()
-    if not 0 < width <= weights.shape[1]:
-        raise ValueError(f"width must be between 1 and the model's hidden size {weights.shape[1]}, got {width}.")
-    centred = weights - weights.mean(dim=0)
-    _, _, directions = torch.linalg.svd(centred, full_matrices=False)
-    return centred @ directions[:width].T
 
 
 def layer_dropped_copy(model: nn.Module, keep: Sequence[int] | None = None) -> nn.Module:
