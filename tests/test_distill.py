@@ -142,6 +142,39 @@ def test_trainer_loss_equals_the_function_on_a_batch(tokenizer, tmp_path):
         precomputed.compute_loss(student, dict(batch))
 
 
+def test_plain_loop_loss_equals_the_function_and_moves_the_student_to_the_teacher(tokenizer):
+    from textclf_utils.training import train_classifier
+
+    student, teacher = tiny_encoder(), tiny_bert()
+    batch = dict(tokenizer(["a fine film", "dull and far too long"], padding=True, return_tensors="pt"))
+    labels = torch.tensor([1, 0])
+    student.eval()
+    with torch.no_grad():
+        student_logits, teacher_logits = student(**batch), teacher(**batch).logits
+    loss_fn = distill.DistillationLoss(teacher, alpha=0.3, temperature=4.0)
+    expected = distill.distillation_loss(student_logits, teacher_logits, labels, 0.3, 4.0)
+    assert torch.allclose(loss_fn(student_logits, labels, inputs=batch), expected)
+    with pytest.raises(ValueError, match="temperature"):
+        distill.DistillationLoss(teacher, temperature=0)
+
+    texts = ["good", "bad", "great fun", "awful mess", "lovely", "boring", "a fine film", "far too long"] * 4
+    data = Dataset.from_dict({"text": texts, "label": [1, 0] * 16})
+
+    def gap_to_teacher() -> float:  # KL(teacher || student) on the training texts, T = 1
+        return distill.distillation_kl(distill.predict_logits(student, tokenizer, texts, max_length=16),
+                                       distill.predict_logits(teacher, tokenizer, texts, max_length=16), 1.0).item()
+
+    with torch.no_grad():  # a confident teacher (its random head scaled up): something to learn
+        teacher.classifier.weight.mul_(200.0)
+    before = gap_to_teacher()
+    assert before > 0.01
+    result = train_classifier(student, tokenizer, data, data, epochs=8, learning_rate=3e-3, batch_size=8,
+                              max_length=16, progress=False,
+                              loss_fn=distill.DistillationLoss(teacher, alpha=0.0, temperature=1.0))
+    assert gap_to_teacher() < 0.5 * before  # the teacher alone (alpha = 0) taught it
+    assert all(math.isfinite(h["eval_loss"]) for h in result.history)  # evaluated with cross-entropy
+
+
 def test_trainer_refuses_a_teacher_with_other_labels(tmp_path):
     with pytest.raises(ValueError, match="teacher predicts 3 classes but the student 2"):
         trainer_for(tiny_encoder(2), tmp_path, teacher=tiny_bert(3))

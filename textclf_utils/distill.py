@@ -2,6 +2,7 @@
 
 - ``distillation_loss``: the loss of Hinton, Vinyals & Dean (2015), "Distilling the knowledge in a neural
   network": ``alpha * CE(student, labels) + (1 - alpha) * T^2 * KL(softmax(teacher / T) || softmax(student / T))``;
+- ``DistillationLoss``: the same loss for the plain loop ``training.train_classifier`` (teacher on the fly);
 - ``DistillationTrainer``: a ``transformers.Trainer`` whose ``compute_loss`` (the v5 signature) uses that loss,
   with the teacher's logits either precomputed (a ``teacher_logits`` column, the teacher is frozen) or computed
   on the fly by a ``teacher`` model; ``train_student`` runs it on the course's recipe;
@@ -114,6 +115,23 @@ def _logits_of(output: Any) -> torch.Tensor:
 
 def _model_inputs(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v for k, v in batch.items() if k in MODEL_INPUTS}
+
+
+class DistillationLoss:
+    """``distillation_loss`` for the plain loop: ``training.train_classifier(student, ..., loss_fn=
+    DistillationLoss(teacher, alpha, temperature))``. The frozen teacher scores each batch on the fly."""
+
+    needs_inputs = True  # train_classifier passes the batch's model inputs as ``inputs=``
+
+    def __init__(self, teacher: nn.Module, alpha: float = 0.5, temperature: float = 2.0) -> None:
+        check_distillation_settings(alpha, temperature)
+        self.teacher, self.alpha, self.temperature = teacher.eval(), alpha, temperature
+
+    def __call__(self, student_logits: torch.Tensor, labels: torch.Tensor,
+                 inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        with torch.no_grad():
+            teacher_logits = _logits_of(self.teacher(**_model_inputs(inputs))).float()
+        return distillation_loss(student_logits, teacher_logits, labels, self.alpha, self.temperature)
 
 
 @torch.inference_mode()

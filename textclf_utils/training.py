@@ -202,6 +202,11 @@ def _logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return output if isinstance(output, torch.Tensor) else output.logits
 
 
+def _needs_inputs(loss_fn: Callable[..., torch.Tensor]) -> bool:
+    """Whether ``loss_fn`` also wants the batch's model inputs (it says so with ``needs_inputs = True``)."""
+    return bool(getattr(loss_fn, "needs_inputs", False))
+
+
 def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
@@ -229,7 +234,9 @@ def _evaluate_features(model: nn.Module, features: list[dict[str, Any]], collato
     logits = torch.empty((len(order), logits_sorted[0].shape[-1]))
     logits[torch.as_tensor(order)] = torch.cat(logits_sorted)
     labels = torch.tensor([f["labels"] for f in features])
-    loss = (loss_fn or nn.functional.cross_entropy)(logits, labels).item()
+    if loss_fn is None or _needs_inputs(loss_fn):  # a loss that needs the batch (distillation): CE on labels
+        loss_fn = nn.functional.cross_entropy
+    loss = loss_fn(logits, labels).item()
     probabilities = torch.softmax(logits, dim=-1).numpy()
     predictions = probabilities.argmax(axis=-1)
     return {
@@ -326,7 +333,9 @@ def train_classifier(
     ``epochs`` may be fractional (e.g. 1.5); ``max_steps`` overrides it. ``group_by_length`` batches
     examples of similar length (less padding); ``fixed_length_padding`` pads every batch to ``max_length``
     (the naive recipe, for comparison). ``mixed_precision=None`` uses AMP on CUDA only (bf16 if the GPU
-    supports it, else fp16 with a gradient scaler). ``loss_fn(logits, labels)`` replaces cross-entropy;
+    supports it, else fp16 with a gradient scaler). ``loss_fn(logits, labels)`` replaces cross-entropy
+    (a loss with ``needs_inputs = True``, such as ``distill.DistillationLoss``, is also given the batch's
+    model inputs as ``inputs=``; the evaluation loss is then plain cross-entropy);
     ``sampler`` (over the training examples) replaces the shuffling/length-grouping sampler.
     Bad input (empty data, a missing column, label ids outside ``num_labels``, ``max_length`` above the
     model's limit) raises ``ValueError`` before any training.
@@ -384,7 +393,10 @@ def train_classifier(
             batch = _to_device(batch, device)
             with autocast(device, amp):
                 logits = _logits(model, batch)
-            loss = compute_loss(logits.float(), batch["labels"])
+            if _needs_inputs(compute_loss):
+                loss = compute_loss(logits.float(), batch["labels"], inputs=batch)
+            else:
+                loss = compute_loss(logits.float(), batch["labels"])
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
