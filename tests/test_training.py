@@ -424,8 +424,13 @@ def test_finetune_script_runs_distributed_with_torchrun(mirror, tiny_model_dir, 
     import subprocess
     import sys
 
+    import socket
+
+    with socket.socket() as probe:  # a free port for the processes to meet on
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
     out = tmp_path / "ddp"
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
                str(REPO / "scripts" / "finetune.py"), "--dataset", "sst2", "--profile", "smoke",
                "--model", str(tiny_model_dir), "--train-examples", "64", "--eval-examples", "32",
                "--epochs", "1", "--batch-size", "8", "--max-length", "32", "--output-dir", str(out), "--no-progress"]

@@ -125,12 +125,15 @@ class DistillationLoss:
 
     def __init__(self, teacher: nn.Module, alpha: float = 0.5, temperature: float = 2.0) -> None:
         check_distillation_settings(alpha, temperature)
-        self.teacher, self.alpha, self.temperature = teacher.eval(), alpha, temperature
+        self.teacher = teacher.eval().requires_grad_(False)
+        self.alpha, self.temperature = alpha, temperature
 
     def __call__(self, student_logits: torch.Tensor, labels: torch.Tensor,
                  inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        features = _model_inputs(inputs)
+        self.teacher.to(next(iter(features.values())).device)  # the batch's device (a no-op after the first)
         with torch.no_grad():
-            teacher_logits = _logits_of(self.teacher(**_model_inputs(inputs))).float()
+            teacher_logits = _logits_of(self.teacher(**features)).float()
         return distillation_loss(student_logits, teacher_logits, labels, self.alpha, self.temperature)
 
 
