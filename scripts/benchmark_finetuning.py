@@ -26,7 +26,8 @@ if str(ROOT) not in sys.path:
 from textclf_utils.config import get_device, set_seed  # noqa: E402
 from textclf_utils.data import load_course_dataset, stratified_subsample  # noqa: E402
 from textclf_utils.models import load_classifier  # noqa: E402
-from textclf_utils.training import LEARNING_RATES, resolved_model_name, train_classifier  # noqa: E402
+from textclf_utils.recipes import LEARNING_RATES, resolved_model_name  # noqa: E402
+from textclf_utils.training import train_classifier  # noqa: E402
 
 RECIPES = {
     "naive": dict(fixed_length_padding=True, group_by_length=False, mixed_precision=False),

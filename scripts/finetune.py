@@ -1,6 +1,6 @@
 """Fine-tune a classifier on one of the course's datasets with transformers.Trainer, from the command line.
 
-The recipe is notebook 03's (``textclf_utils.training.finetune_recipe``): a profile gives the sizes,
+The recipe is notebook 03's (``textclf_utils.recipes.finetune_recipe``): a profile gives the sizes,
 any of them can be overridden. One process runs on one device; for several GPUs launch the same
 script with torchrun or accelerate and the Trainer runs distributed data parallel by itself:
 
@@ -28,7 +28,8 @@ if str(ROOT) not in sys.path:  # run from a checkout without `pip install -e .`
 from textclf_utils.config import get_profile  # noqa: E402
 from textclf_utils.data import DATASETS  # noqa: E402
 from textclf_utils.models import load_classifier  # noqa: E402
-from textclf_utils.training import finetune_recipe, finetuning_data, train_with_trainer  # noqa: E402
+from textclf_utils.recipes import finetune_recipe, finetuning_data  # noqa: E402
+from textclf_utils.trainer_recipe import train_with_trainer  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

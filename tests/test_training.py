@@ -12,7 +12,7 @@ import torch
 from datasets import ClassLabel, Dataset, Features, Value
 from torch import nn
 
-from textclf_utils import training
+from textclf_utils import model_cache, recipes, trainer_recipe, training
 from textclf_utils.data import load_course_dataset, stratified_subsample
 
 LABELS = ("negative", "positive")
@@ -249,13 +249,13 @@ def test_bad_evaluation_set_is_refused_before_training(untouched_model):
 
 
 def test_trainer_arguments_follow_the_v5_api_and_the_hardware(tmp_path):
-    args = training.trainer_arguments(str(tmp_path), epochs=2, learning_rate=3e-5, batch_size=16, cuda=False)
+    args = trainer_recipe.trainer_arguments(str(tmp_path), epochs=2, learning_rate=3e-5, batch_size=16, cuda=False)
     assert (args.eval_strategy, args.save_strategy) == ("epoch", "epoch")
     assert args.train_sampling_strategy == "group_by_length"
     assert args.load_best_model_at_end and args.metric_for_best_model == "accuracy"
     assert not args.bf16 and not args.fp16
     assert args.warmup_steps == pytest.approx(0.1) and args.lr_scheduler_type == "linear"
-    no_grouping = training.trainer_arguments(str(tmp_path), epochs=1, learning_rate=1e-4, batch_size=8,
+    no_grouping = trainer_recipe.trainer_arguments(str(tmp_path), epochs=1, learning_rate=1e-4, batch_size=8,
                                              group_by_length=False, cuda=False)
     assert no_grouping.train_sampling_strategy == "random"
 
@@ -268,10 +268,10 @@ def test_trainer_precision_on_a_faked_gpu(monkeypatch, tmp_path):
             captured.update(kwargs)
 
     monkeypatch.setattr("transformers.TrainingArguments", FakeArguments)
-    training.trainer_arguments(str(tmp_path), epochs=1, learning_rate=1e-4, batch_size=8, cuda=True,
+    trainer_recipe.trainer_arguments(str(tmp_path), epochs=1, learning_rate=1e-4, batch_size=8, cuda=True,
                                bf16_supported=True)
     assert (captured["bf16"], captured["fp16"]) == (True, False)
-    training.trainer_arguments(str(tmp_path), epochs=1, learning_rate=1e-4, batch_size=8, cuda=True,
+    trainer_recipe.trainer_arguments(str(tmp_path), epochs=1, learning_rate=1e-4, batch_size=8, cuda=True,
                                bf16_supported=False)
     assert (captured["bf16"], captured["fp16"]) == (False, True)
 
@@ -281,7 +281,7 @@ def test_classification_metrics_match_scikit_learn():
 
     logits = np.array([[2.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.3, 0.2]])
     labels = np.array([0, 1, 1, 1])
-    metrics = training.classification_metrics(EvalPrediction(predictions=logits, label_ids=labels))
+    metrics = trainer_recipe.classification_metrics(EvalPrediction(predictions=logits, label_ids=labels))
     assert metrics["accuracy"] == 0.5
     # predictions [0, 1, 0, 0]: class 0 has P=1/3, R=1, F1=1/2; class 1 has P=1, R=1/3, F1=1/2
     assert metrics["f1_macro"] == pytest.approx(0.5)
@@ -290,7 +290,7 @@ def test_classification_metrics_match_scikit_learn():
 def test_trainer_recipe_trains_and_reports_each_epoch(bert, sst2_small, tmp_path):
     tokenizer, model = bert
     train, dev = sst2_small
-    trainer, history = training.train_with_trainer(
+    trainer, history = trainer_recipe.train_with_trainer(
         model, tokenizer, train, dev, output_dir=str(tmp_path), epochs=2, learning_rate=1e-2, batch_size=16,
         max_length=32, progress=False, use_cpu=True)
     assert [round(h["epoch"]) for h in history] == [1, 2]
@@ -305,7 +305,7 @@ def test_trainer_recipe_trains_and_reports_each_epoch(bert, sst2_small, tmp_path
 def test_trainer_recipe_refuses_bad_input_before_training(bert, tmp_path):
     tokenizer, model = bert
     with pytest.raises(ValueError, match="above the model's limit"):
-        training.train_with_trainer(model, tokenizer, _dataset(["a"], [0]), _dataset(["b"], [1]),
+        trainer_recipe.train_with_trainer(model, tokenizer, _dataset(["a"], [0]), _dataset(["b"], [1]),
                                     output_dir=str(tmp_path), epochs=1, learning_rate=1e-4, batch_size=2,
                                     max_length=600)
     assert not any(tmp_path.iterdir())
@@ -332,29 +332,29 @@ def tiny_profile(model_dir, name="tests"):
 def test_recipe_follows_the_profile_and_model():
     from textclf_utils.config import get_profile
 
-    cpu = training.finetune_recipe("sst2", "cpu")
-    assert cpu.model == "all-MiniLM-L6-v2" and cpu.learning_rate == training.LEARNING_RATES["all-MiniLM-L6-v2"]
+    cpu = recipes.finetune_recipe("sst2", "cpu")
+    assert cpu.model == "all-MiniLM-L6-v2" and cpu.learning_rate == recipes.LEARNING_RATES["all-MiniLM-L6-v2"]
     assert (cpu.max_length, cpu.batch_size) == (get_profile("cpu").max_length, get_profile("cpu").batch_size)
-    overrides = training.RECIPE_OVERRIDES[("cpu", "sst2")]
+    overrides = recipes.RECIPE_OVERRIDES[("cpu", "sst2")]
     assert all(getattr(cpu, name) == value for name, value in overrides.items())
-    emotion = training.finetune_recipe("emotion", "cpu")  # no overrides: the profile's sizes
+    emotion = recipes.finetune_recipe("emotion", "cpu")  # no overrides: the profile's sizes
     assert (emotion.train_examples, emotion.epochs, emotion.min_train_words) == (
         get_profile("cpu").train_examples, get_profile("cpu").epochs, 0)
     assert cpu.cache_key().startswith("sst2-all-MiniLM-L6-v2-cpu-")
-    assert training.finetune_recipe("emotion", "cpu").cache_key() != cpu.cache_key()
-    assert training.finetune_recipe("sst2", "smoke").cache_key() != cpu.cache_key()
+    assert recipes.finetune_recipe("emotion", "cpu").cache_key() != cpu.cache_key()
+    assert recipes.finetune_recipe("sst2", "smoke").cache_key() != cpu.cache_key()
 
 
 def test_gpu_recipe_offline_falls_back_to_the_packaged_model(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    recipe = training.finetune_recipe("sst2", "gpu")
+    recipe = recipes.finetune_recipe("sst2", "gpu")
     assert recipe.model == "all-MiniLM-L6-v2" and recipe.train_examples is None
     assert recipe.cache_key().startswith("sst2-all-MiniLM-L6-v2-gpu-")
 
 
 def test_finetuning_data_keeps_sentence_like_rows(mirror):
-    recipe = dataclasses.replace(training.finetune_recipe("sst2", "smoke"), min_train_words=12)
-    data = training.finetuning_data(recipe)
+    recipe = dataclasses.replace(recipes.finetune_recipe("sst2", "smoke"), min_train_words=12)
+    data = recipes.finetuning_data(recipe)
     assert len(data["train"]) == recipe.train_examples
     assert min(len(t.split()) for t in data["train"]["text"]) >= 12
     assert len(data["validation"]) == recipe.eval_examples
@@ -362,7 +362,7 @@ def test_finetuning_data_keeps_sentence_like_rows(mirror):
 
 def test_shared_cache_trains_once_then_loads(mirror, tiny_model_dir, tmp_path, monkeypatch, sst2_small):
     profile = tiny_profile(tiny_model_dir)
-    tokenizer, model = training.get_finetuned_classifier("sst2", profile, cache_dir=tmp_path, progress=False)
+    tokenizer, model = model_cache.get_finetuned_classifier("sst2", profile, cache_dir=tmp_path, progress=False)
     entries = list((tmp_path / "finetuned").iterdir())
     assert len(entries) == 1 and entries[0].name.startswith("sst2-") and "-tests-" in entries[0].name
     assert (entries[0] / "model.safetensors").is_file() and (entries[0] / "training.json").is_file()
@@ -371,8 +371,8 @@ def test_shared_cache_trains_once_then_loads(mirror, tiny_model_dir, tmp_path, m
     def no_training(*args, **kwargs):
         raise AssertionError("the cached model should have been loaded, not trained again")
 
-    monkeypatch.setattr(training, "train_classifier", no_training)
-    _, again = training.get_finetuned_classifier("sst2", profile, cache_dir=tmp_path, progress=False)
+    monkeypatch.setattr(model_cache, "train_classifier", no_training)
+    _, again = model_cache.get_finetuned_classifier("sst2", profile, cache_dir=tmp_path, progress=False)
     _, dev = sst2_small
     first = training.evaluate_classifier(model, tokenizer, dev, max_length=32, device="cpu")
     second = training.evaluate_classifier(again, tokenizer, dev, max_length=32, device="cpu")
@@ -389,7 +389,7 @@ def test_cache_write_is_atomic(mirror, tiny_model_dir, tmp_path, monkeypatch):
 
     monkeypatch.setattr(PreTrainedModel, "save_pretrained", broken_save)
     with pytest.raises(OSError, match="disk full"):
-        training.get_finetuned_classifier("sst2", profile, cache_dir=tmp_path, progress=False)
+        model_cache.get_finetuned_classifier("sst2", profile, cache_dir=tmp_path, progress=False)
     assert list((tmp_path / "finetuned").iterdir()) == []  # no half-written entry, no temporary folder
 
 

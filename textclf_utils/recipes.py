@@ -1,0 +1,106 @@
+"""The course's fine-tuning recipe per dataset and profile: data, model, sizes and hyper-parameters.
+
+``finetune_recipe("sst2")`` says how notebook 03 trains the model that notebooks 04-06 reuse (through
+``model_cache.get_finetuned_classifier``); ``finetuning_data`` gives the data it trains and selects on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from .config import get_profile
+from .data import get_spec, load_course_dataset, stratified_subsample
+from .models import PACKAGED_MODEL, packaged_model_path, resolve_model
+from .training import TEXT_COLUMN
+
+# Learning rates by model: the small packaged MiniLM wants a larger step than BERT-base.
+LEARNING_RATES = {PACKAGED_MODEL: 1e-4, "bert-base-uncased": 2e-5, "google-bert/bert-base-uncased": 2e-5}
+# Where the recipe departs from the profile's sizes, by (profile, dataset); None = every dataset.
+# sst2: train on sentence-like rows only (>= 10 words), since the dev set is whole sentences and most
+# training rows are short phrases. cpu: 2,000 examples, one epoch, to fit the notebook's CPU budget
+# (both the loop and the Trainer train in it). smoke: batches of 8 and a larger step, so that its 256
+# examples give 32 optimisation steps that move the model. (Notebook 03 shows the measurements.)
+RECIPE_OVERRIDES: dict[tuple[str, str | None], dict[str, Any]] = {
+    ("smoke", None): {"batch_size": 8, "learning_rate": 2e-4},
+    ("smoke", "sst2"): {"min_train_words": 10},
+    ("cpu", "sst2"): {"min_train_words": 10},
+}
+
+
+@dataclass(frozen=True)
+class FinetuneRecipe:
+    """Everything that decides a fine-tuned model: data, model, sizes and hyper-parameters."""
+
+    dataset: str
+    model: str
+    profile: str
+    train_examples: int | None
+    min_train_words: int
+    eval_examples: int | None
+    epochs: float
+    learning_rate: float
+    batch_size: int
+    max_length: int
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    seed: int = 42
+
+    def loop_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of ``train_classifier`` (and ``train_with_trainer``) for this recipe."""
+        return dict(epochs=self.epochs, learning_rate=self.learning_rate, batch_size=self.batch_size,
+                    max_length=self.max_length, warmup_ratio=self.warmup_ratio,
+                    weight_decay=self.weight_decay, seed=self.seed)
+
+    def cache_key(self) -> str:
+        """``<dataset>-<model>-<profile>-<hash of the whole recipe>``: a changed recipe is a new entry."""
+        digest = hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+        model = self.model.replace("/", "_")
+        return f"{self.dataset}-{model}-{self.profile}-{digest}"
+
+
+def resolved_model_name(name: str | None) -> str:
+    """The model a profile's ``model`` gives here: the Hub id when the Hub is reachable, else the
+    packaged MiniLM (so that the ``gpu`` profile still runs offline)."""
+    source = resolve_model(name, fallback_to_packaged=True)
+    return PACKAGED_MODEL if source == str(packaged_model_path()) else (name or PACKAGED_MODEL)
+
+
+def finetune_recipe(dataset_name: str, profile=None) -> FinetuneRecipe:
+    """The course's fine-tuning recipe for ``dataset_name`` in ``profile`` (default: the one in force).
+
+    Sizes come from the profile, except where ``RECIPE_OVERRIDES`` says otherwise; the learning rate
+    comes from the model.
+    """
+    profile = profile if not isinstance(profile, (str, type(None))) else get_profile(profile)
+    dataset = get_spec(dataset_name).name
+    model = resolved_model_name(profile.model)
+    recipe = FinetuneRecipe(
+        dataset=dataset, model=model, profile=profile.name, train_examples=profile.train_examples,
+        min_train_words=0, eval_examples=profile.eval_examples, epochs=profile.epochs,
+        learning_rate=LEARNING_RATES.get(model, 5e-5), batch_size=profile.batch_size,
+        max_length=profile.max_length,
+    )
+    overrides = {**RECIPE_OVERRIDES.get((profile.name, None), {}), **RECIPE_OVERRIDES.get((profile.name, dataset), {})}
+    return replace(recipe, **overrides)
+
+
+def finetuning_data(recipe: FinetuneRecipe):
+    """The recipe's ``DatasetDict``: the training subset (sentence-like rows if asked), the other splits
+    subsampled to ``eval_examples``, all stratified and seeded."""
+    from datasets import DatasetDict
+
+    data = load_course_dataset(recipe.dataset, seed=recipe.seed)
+    train = data["train"]
+    if recipe.min_train_words:
+        words = np.array([len(text.split()) for text in train[TEXT_COLUMN]])
+        train = train.select(np.flatnonzero(words >= recipe.min_train_words))
+    splits = {"train": stratified_subsample(train, recipe.train_examples, recipe.seed)}
+    for split, dataset in data.items():
+        if split != "train":
+            splits[split] = stratified_subsample(dataset, recipe.eval_examples, recipe.seed)
+    return DatasetDict(splits)
