@@ -11,6 +11,7 @@ import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from textclf_utils import config, data
@@ -21,11 +22,50 @@ from textclf_utils import config, data
 
 def test_sst2_has_the_published_sizes(mirror, monkeypatch):
     monkeypatch.setenv("TEXTCLF_DATA_DIR", str(mirror))
-    sst2 = data.load_course_dataset("sst2")
+    sst2 = data.load_original_sst2()
     assert {k: len(v) for k, v in sst2.items()} == {"train": 67_349, "validation": 872}
     assert sst2["train"].features["label"].names == ["negative", "positive"]
     assert collections.Counter(sst2["validation"]["label"]) == {0: 428, 1: 444}
     assert not sst2["train"][0]["text"].endswith(" ")
+
+
+def test_sst2_protocol_tests_on_glue_dev_and_validates_without_leakage(mirror, monkeypatch):
+    monkeypatch.setenv("TEXTCLF_DATA_DIR", str(mirror))
+    original = data.load_original_sst2()
+    sst2 = data.load_course_dataset("sst2")
+    assert sst2["test"]["text"] == original["validation"]["text"]  # test = all 872 GLUE dev sentences
+    assert len(sst2["validation"]) == data.SST2_VALIDATION_SIZE
+    split = data.leak_free_sst2_split(original["train"]["text"], original["train"]["label"])
+    whole_share = np.mean(np.asarray(original["train"]["label"])[split.whole_rows])
+    assert abs(np.mean(sst2["validation"]["label"]) - whole_share) < 0.001  # stratified like the whole sentences
+    train = set(sst2["train"]["text"])
+    for sentence in sst2["validation"]["text"]:
+        assert sentence not in train
+        words = sentence.split()
+        spans = {" ".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, len(words) + 1)}
+        assert not spans & train, f"a sub-phrase of {sentence!r} is still in train"
+    assert len(split.train_rows) + len(split.validation_rows) + len(split.removed_rows) == 67_349
+    assert len(split.train_rows) == len(sst2["train"]) and len(split.removed_rows) > 5 * len(split.validation_rows)
+    assert "removed from training" in split.summary()
+
+
+def test_leak_free_split_on_a_toy_treebank():
+    texts = ["a fine film", "a fine", "fine film", "fine", "a dull plot", "dull plot", "dull", "plot twist ok",
+             "twist ok", "ok"]
+    labels = [1, 1, 1, 1, 0, 0, 0, 1, 1, 1]
+    split = data.leak_free_sst2_split(texts, labels, validation_size=2, seed=0)
+    assert len(split.whole_rows) == 3  # the three rows that are no other row's sub-phrase
+    held_out = {texts[i] for i in split.validation_rows}
+    removed = {texts[i] for i in split.removed_rows}
+    kept = {texts[i] for i in split.train_rows}
+    assert len(held_out) == 2 and held_out <= {"a fine film", "a dull plot", "plot twist ok"}
+    for sentence in held_out:
+        assert all(span in removed for span in texts if span != sentence and f" {span} " in f" {sentence} ")
+    assert not kept & (held_out | removed) and kept | held_out | removed == set(texts)
+    with pytest.raises(ValueError, match="not below the 3 whole sentences"):
+        data.leak_free_sst2_split(texts, labels, validation_size=3)
+    with pytest.raises(ValueError, match="positive"):
+        data.leak_free_sst2_split(texts, labels, validation_size=0)
 
 
 def test_emotion_has_the_hub_label_order(mirror, monkeypatch):
@@ -144,11 +184,11 @@ def test_download_from_an_archive_is_verified_cached_and_reused(mirror, empty_ca
     with _Server({"/SST-2.zip": archive}) as server:
         _point_at(monkeypatch, "sst2", server.url, "/SST-2.zip")
         sst2 = data.load_course_dataset("sst2")
-    assert len(sst2["validation"]) == 872
+    assert len(sst2["test"]) == 872
     assert (empty_cache / "sst2" / "dev.tsv").read_bytes() == (mirror / "sst2" / "dev.tsv").read_bytes()
     assert _no_partial_files(empty_cache)
     # the server is gone: the second load must come from the cache
-    assert len(data.load_course_dataset("sst2")["train"]) == 67_349
+    assert len(data.load_original_sst2()["train"]) == 67_349
 
 
 def test_corrupt_download_is_refused_and_never_cached(mirror, empty_cache, monkeypatch):

@@ -153,9 +153,10 @@ def test_same_seed_same_cpu_result_twice(tokenizer, sst2_small):
 # --- batching ------------------------------------------------------------------------------------
 
 
-def test_length_grouping_and_dynamic_padding_waste_less(bert, sst2_small):
+def test_length_grouping_and_dynamic_padding_waste_less(bert, mirror):
     tokenizer, _ = bert
-    train, _ = sst2_small
+    # enough examples for mega-batches of several batches (LengthGroupedSampler: len // (4 * batch_size))
+    train = stratified_subsample(load_course_dataset("sst2")["train"], 512, seed=0)
     features = training.tokenize_dataset(train, tokenizer, max_length=64)
     generator = torch.Generator().manual_seed(0)
     from torch.utils.data import DataLoader

@@ -20,7 +20,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
@@ -29,6 +29,8 @@ DATA_DIR_ENV = "TEXTCLF_DATA_DIR"
 CACHE_DIR_ENV = "TEXTCLF_CACHE_DIR"
 OFFLINE_ENV = "TEXTCLF_OFFLINE"
 DOWNLOAD_TIMEOUT_S = 15.0
+# SST-2 sentences held out of the training file for validation (the GLUE dev set is the test set)
+SST2_VALIDATION_SIZE = 1000
 
 
 class DataUnavailableError(FileNotFoundError):
@@ -92,12 +94,78 @@ def _to_dataset(texts: list[str], labels: list, label_names: Sequence[str]) -> D
     return Dataset.from_dict({"text": texts, "label": ids}, features=_features(label_names))
 
 
-def _build_sst2(folder: Path, spec: DatasetSpec, seed: int) -> DatasetDict:
+def _read_sst2(folder: Path, spec: DatasetSpec) -> DatasetDict:
+    """SST-2 as GLUE publishes it: ``train`` (67,349 phrases and sentences) and ``validation`` (872)."""
     splits = {}
     for split, file in (("train", "train.tsv"), ("validation", "dev.tsv")):
         texts, labels = _parse(folder / file, "\t", label_first=False, header=True)
         splits[split] = _to_dataset(texts, [int(v) for v in labels], spec.label_names)
     return DatasetDict(splits)
+
+
+def _build_sst2(folder: Path, spec: DatasetSpec, seed: int) -> DatasetDict:
+    """The course's SST-2 protocol: ``test`` = the 872 GLUE dev sentences; ``validation`` = whole
+    sentences held out of GLUE train; ``train`` = the rest, without the validation sentences' sub-phrases."""
+    original = _read_sst2(folder, spec)
+    split = leak_free_sst2_split(original["train"]["text"], original["train"]["label"], seed=seed)
+    return DatasetDict(train=original["train"].select(split.train_rows),
+                       validation=original["train"].select(split.validation_rows),
+                       test=original["validation"])
+
+
+@dataclass(frozen=True)
+class LeakFreeSplit:
+    """Row indices into SST-2's training file: what trains, what validates, and what was dropped."""
+
+    train_rows: np.ndarray
+    validation_rows: np.ndarray
+    removed_rows: np.ndarray  # training rows that are sub-phrases of a validation sentence
+    whole_rows: np.ndarray  # training rows that are no other row's sub-phrase: whole sentences
+
+    def summary(self) -> str:
+        return (f"{len(self.whole_rows):,} whole sentences among {len(self.train_rows) + len(self.validation_rows) + len(self.removed_rows):,} "
+                f"training rows; {len(self.validation_rows):,} of them held out for validation; "
+                f"{len(self.removed_rows):,} rows removed from training as sub-phrases of a validation sentence; "
+                f"{len(self.train_rows):,} rows left to train on")
+
+
+def _word_spans(words: list[str]) -> Iterator[str]:
+    """Every contiguous run of ``words`` shorter than the whole, joined by spaces."""
+    n = len(words)
+    for start in range(n):
+        for end in range(start + 1, n + 1):
+            if end - start < n:
+                yield " ".join(words[start:end])
+
+
+def leak_free_sst2_split(texts: Sequence[str], labels: Sequence[int], validation_size: int = SST2_VALIDATION_SIZE,
+                         seed: int = 42) -> LeakFreeSplit:
+    """Hold ``validation_size`` whole sentences out of SST-2's training rows, stratified by label, and drop
+    every training row that is a sub-phrase (a run of words) of one of them.
+
+    SST-2's training rows are the phrases of the treebank's parse trees *and* their sentences: a random
+    training row used for validation would have its own sub-phrases, labelled, in the training data. The
+    sentences held out are "whole" ones (no other row contains them), like the test sentences.
+    """
+    if validation_size <= 0:
+        raise ValueError(f"validation_size must be positive, got {validation_size}.")
+    texts = list(texts)
+    labels = np.asarray(labels)
+    present = set(texts)
+    inside_another = {span for text in texts for span in _word_spans(text.split()) if span in present}
+    whole = np.array([i for i, text in enumerate(texts) if text not in inside_another])
+    if validation_size >= len(whole):
+        raise ValueError(f"validation_size={validation_size} is not below the {len(whole)} whole sentences.")
+    validation_rows = whole[stratified_rows(labels[whole], validation_size, seed)]
+    held_out = {texts[i] for i in validation_rows}
+    leaking = {span for i in validation_rows for span in _word_spans(texts[i].split())} | held_out
+    is_validation = np.zeros(len(texts), dtype=bool)
+    is_validation[validation_rows] = True
+    removed = np.array([i for i, text in enumerate(texts) if text in leaking and not is_validation[i]], dtype=int)
+    keep = ~is_validation
+    keep[removed] = False
+    return LeakFreeSplit(train_rows=np.flatnonzero(keep), validation_rows=validation_rows,
+                         removed_rows=removed, whole_rows=whole)
 
 
 def _build_sms_spam(folder: Path, spec: DatasetSpec, seed: int) -> DatasetDict:
@@ -124,7 +192,8 @@ _EMOTION = "https://www.dropbox.com/s/{key}/{file}?dl=1"
 DATASETS: dict[str, DatasetSpec] = {
     "sst2": DatasetSpec(
         name="sst2",
-        description="SST-2 movie-review sentences, binary sentiment (GLUE): train 67,349 / validation 872",
+        description=("SST-2 movie-review phrases and sentences, binary sentiment (GLUE): test = the 872 dev "
+                     "sentences; validation = 1,000 whole training sentences, their sub-phrases removed from train"),
         label_names=("negative", "positive"),
         files=(
             SourceFile("train.tsv", "48eac26399f8456935f81dd9e3a745c1430adb6c62e233ccfe22db4a0d15d1d1",
@@ -271,9 +340,18 @@ def get_spec(name: str) -> DatasetSpec:
 
 
 def load_course_dataset(name: str, seed: int = 42, download: bool = True) -> DatasetDict:
-    """Load one of the course's datasets (see ``DATASETS``) with ``text`` and ``label`` columns."""
+    """Load one of the course's datasets (see ``DATASETS``) with ``text`` and ``label`` columns, split
+    into ``train`` / ``validation`` / ``test``: validation makes every choice, test is scored once per
+    final model. SST-2's ``test`` is GLUE's dev set (see ``leak_free_sst2_split`` for its validation)."""
     spec = get_spec(name)
     return spec.build(locate_files(spec.name, download=download), spec, seed)
+
+
+def load_original_sst2(download: bool = True) -> DatasetDict:
+    """SST-2's files as GLUE publishes them: ``train`` (67,349 rows) and ``validation`` (the 872 dev
+    sentences), before the course's split (``load_course_dataset("sst2")``)."""
+    spec = get_spec("sst2")
+    return _read_sst2(locate_files(spec.name, download=download), spec)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,9 +376,15 @@ def stratified_subsample(dataset: Dataset, n: int | None, seed: int = 42) -> Dat
     """
     if n is None or n >= len(dataset):
         return dataset
+    return dataset.select(stratified_rows(dataset["label"], n, seed))
+
+
+def stratified_rows(labels: Sequence[int], n: int, seed: int = 42) -> np.ndarray:
+    """The sorted indices of ``n`` rows drawn without replacement, in (as nearly as possible) the
+    label proportions of ``labels``."""
     if n <= 0:
         raise ValueError(f"The subsample size must be positive, got {n}.")
-    labels = np.asarray(dataset["label"])
+    labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
     classes, counts = np.unique(labels, return_counts=True)
     quotas = np.floor(counts / counts.sum() * n).astype(int)
@@ -309,7 +393,7 @@ def stratified_subsample(dataset: Dataset, n: int | None, seed: int = 42) -> Dat
         quotas[i] += 1
     chosen = np.concatenate([rng.choice(np.flatnonzero(labels == c), size=q, replace=False)
                              for c, q in zip(classes, quotas)])
-    return dataset.select(np.sort(chosen))
+    return np.sort(chosen)
 
 
 def subsample_for_profile(data: DatasetDict, profile, seed: int = 42) -> DatasetDict:

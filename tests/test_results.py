@@ -1,0 +1,59 @@
+"""results.record_results: what a notebook records, where, and what it refuses."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from textclf_utils import results
+
+
+def test_records_per_notebook_and_keeps_the_others(tmp_path):
+    results.record_results("03_finetune_bert", {"sst2_test_accuracy": np.float64(0.89), "seeds": 3}, "cpu", tmp_path)
+    results.record_results("04_evaluation_metrics", {"ece": 0.05}, "cpu", tmp_path)
+    results.record_results("03_finetune_bert", {"sst2_test_accuracy": 0.9, "selected_on": "validation"}, "cpu", tmp_path)
+    stored = json.loads((tmp_path / "cpu.json").read_text())
+    assert stored == {"03_finetune_bert": {"sst2_test_accuracy": 0.9, "selected_on": "validation"},
+                      "04_evaluation_metrics": {"ece": 0.05}}
+    assert list(stored) == sorted(stored)
+    assert [p.name for p in tmp_path.iterdir()] == ["cpu.json"]  # no temporary file left behind
+
+
+def test_smoke_records_nothing(tmp_path, capsys):
+    assert results.record_results("03_finetune_bert", {"x": 1.0}, "smoke", tmp_path) is None
+    assert not (tmp_path / "smoke.json").exists() and "nothing recorded" in capsys.readouterr().out
+
+
+def test_nested_learning_curve_is_accepted(tmp_path):
+    curve = {"sizes": [250, 1000], "tfidf": [0.7, 0.75]}
+    results.record_results("02_build_an_encoder", {"learning_curve": curve}, "gpu", tmp_path)
+    assert results.load_results("gpu", tmp_path)["02_build_an_encoder"]["learning_curve"] == curve
+
+
+@pytest.mark.parametrize("figures, match", [
+    ({"acc": float("nan")}, "not a finite number"),
+    ({"acc": None}, "numbers or short strings"),
+    ({"acc": object()}, "convert it"),
+    ({"note": "x" * 201}, "201-character"),
+    ({"curve": {"a": [0.5, float("inf")]}}, "curve.a"),
+    ({}, "No figures"),
+])
+def test_bad_figures_are_refused_and_nothing_is_written(tmp_path, figures, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        results.record_results("03_finetune_bert", figures, "cpu", tmp_path)
+    assert not (tmp_path / "cpu.json").exists()
+
+
+@pytest.mark.parametrize("stem", ["03_finetune_bert.ipynb", "notebooks/03", ""])
+def test_notebook_must_be_a_stem(tmp_path, stem):
+    with pytest.raises(ValueError, match="file stem"):
+        results.record_results(stem, {"x": 1}, "cpu", tmp_path)
+
+
+def test_results_dir_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(results.RESULTS_ENV, str(tmp_path))
+    assert results.results_dir() == tmp_path
+    monkeypatch.delenv(results.RESULTS_ENV)
+    assert results.results_dir().name == "results" and (results.results_dir().parent / "pyproject.toml").is_file()
