@@ -23,6 +23,21 @@ from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def drop_widget_outputs(notebook) -> int:
+    """Remove the outputs that are live widgets (tqdm's notebook progress bars): a saved notebook can
+    only show their first state ("0%"), never the finished bar. Returns how many were removed."""
+    removed = 0
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        kept = [o for o in cell.outputs if WIDGET_VIEW not in o.get("data", {})]
+        removed += len(cell.outputs) - len(kept)
+        cell.outputs = kept
+    notebook.metadata.pop("widgets", None)
+    return removed
 
 
 def run_notebook(path: Path, output: Path, timeout: int) -> tuple[bool, float]:
@@ -37,6 +52,7 @@ def run_notebook(path: Path, output: Path, timeout: int) -> tuple[bool, float]:
         ok = False
         print(f"  FAILED: {str(err).splitlines()[0] if str(err) else err}", file=sys.stderr)
     elapsed = time.perf_counter() - started
+    drop_widget_outputs(notebook)
     output.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, output)
     return ok, elapsed

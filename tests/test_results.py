@@ -57,3 +57,23 @@ def test_results_dir_follows_the_environment(tmp_path, monkeypatch):
     assert results.results_dir() == tmp_path
     monkeypatch.delenv(results.RESULTS_ENV)
     assert results.results_dir().name == "results" and (results.results_dir().parent / "pyproject.toml").is_file()
+
+
+def test_readme_table_is_written_between_the_markers(tmp_path):
+    results.record_results("03_finetune_bert", {"sst2_test_accuracy": 0.8912, "selected_on": "validation",
+                                                "curve": [1, 2]}, "cpu", tmp_path)
+    readme = f"intro\n{results.README_BEGIN}\nold\n{results.README_END}\noutro\n"
+    updated = results.readme_with_results(readme, tmp_path)
+    assert updated.startswith("intro\n") and updated.endswith("outro\n") and "old" not in updated
+    assert "| 03_finetune_bert | cpu | `sst2_test_accuracy` 0.8912; `selected_on` validation; `curve` (see" in updated
+    with pytest.raises(ValueError, match="no results markers"):
+        results.readme_with_results("no markers", tmp_path)
+
+
+def test_readme_agrees_with_the_committed_results():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    assert readme == results.readme_with_results(readme, root / "results"), (
+        "README.md's results table differs from results/*.json: run python scripts/update_readme_results.py")

@@ -13,7 +13,7 @@ from pathlib import Path
 from torch import nn
 
 from .config import set_seed
-from .models import load_classifier
+from .models import load_classifier, load_saved_classifier
 from .recipes import FinetuneRecipe, finetune_recipe, finetuning_data
 from .training import LABEL_COLUMN, TrainingResult, train_classifier
 
@@ -69,21 +69,17 @@ def get_finetuned_classifier(dataset_name: str, profile=None, *, cache_dir: Path
     (the recipe notebook 03 uses), stored atomically, and returned. Keyed by dataset, model, profile and
     recipe, so notebooks 04-06 each run standalone and share one trained model.
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
     recipe = finetune_recipe(dataset_name, profile)
     folder = finetuned_model_dir(recipe, cache_dir)
     if not (folder / "training.json").is_file():
         data = finetuning_data(recipe)
         set_seed(recipe.seed)
         tokenizer, model = load_classifier(recipe.model, data["train"].features[LABEL_COLUMN].names,
-                                           fallback_to_packaged=True)
+                                           fallback_to_packaged=True, pooling=recipe.pooling)
         if progress:
             print(f"No cached model for {recipe.cache_key()}: fine-tuning it now "
                   f"({len(data['train']):,} examples, {recipe.epochs:g} epochs).")
         result = train_classifier(model, tokenizer, data["train"], data["validation"], progress=progress,
                                   **recipe.loop_arguments())
         store_finetuned_classifier(recipe, tokenizer, model, result, cache_dir=cache_dir)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForSequenceClassification.from_pretrained(folder, use_safetensors=True)
-    return tokenizer, model.eval()
+    return load_saved_classifier(folder)

@@ -95,25 +95,33 @@ def load_classifier(
     name: str | None,
     label_names: Sequence[str],
     fallback_to_packaged: bool = False,
+    pooling: str = "cls",
 ):
     """Load ``(tokenizer, model)`` for sequence classification with ``label_names`` as its labels.
 
     The classification head is new (randomly initialised) unless ``name`` is a fine-tuned folder
-    whose labels already match.
+    whose labels already match. ``pooling="cls"`` reads [CLS] through BERT's pooler (the standard
+    ``AutoModelForSequenceClassification``); ``"mean"`` averages the real tokens (see ``pooling``).
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
     from transformers.utils import logging as hf_logging
+
+    from .pooling import classifier_class
 
     if len(label_names) < 2:
         raise ValueError(f"A classifier needs at least two labels, got {list(label_names)}.")
     if len(set(label_names)) != len(label_names):
         raise ValueError(f"Label names must be unique, got {list(label_names)}.")
+    model_class = classifier_class(pooling)
     source = resolve_model(name, fallback_to_packaged)
+    if pooling == "mean" and AutoConfig.from_pretrained(source).model_type != "bert":
+        raise ValueError(f"pooling='mean' is written for BERT-architecture models; {name!r} is not one. "
+                         "Use pooling='cls'.")
     tokenizer = AutoTokenizer.from_pretrained(source)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "newly initialised classifier" report is expected here
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
+        model = model_class.from_pretrained(
             source,
             num_labels=len(label_names),
             id2label=dict(enumerate(label_names)),
@@ -122,3 +130,16 @@ def load_classifier(
     finally:
         hf_logging.set_verbosity(verbosity)
     return tokenizer, model
+
+
+def load_saved_classifier(folder: str | Path):
+    """``(tokenizer, model)`` from a folder written by ``save_pretrained``, in the model class it was saved
+    from (mean-pooling or standard), in evaluation mode; weights from safetensors only."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from .pooling import classifier_class
+
+    config = AutoConfig.from_pretrained(folder)
+    pooling = getattr(config, "classifier_pooling", "cls")
+    model = classifier_class(pooling).from_pretrained(folder, use_safetensors=True)
+    return AutoTokenizer.from_pretrained(folder), model.eval()

@@ -49,12 +49,14 @@ class FinetuneRecipe:
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     seed: int = 42
+    pooling: str = "cls"  # "cls": BERT's pooler over [CLS]; "mean": the mean over real tokens (see pooling)
+    mixed_precision: bool | None = None  # None: bf16/fp16 on CUDA only; True: bf16 on a CPU too
 
     def loop_arguments(self) -> dict[str, Any]:
-        """The keyword arguments of ``train_classifier`` (and ``train_with_trainer``) for this recipe."""
+        """The keyword arguments of ``train_classifier`` for this recipe."""
         return dict(epochs=self.epochs, learning_rate=self.learning_rate, batch_size=self.batch_size,
                     max_length=self.max_length, warmup_ratio=self.warmup_ratio,
-                    weight_decay=self.weight_decay, seed=self.seed)
+                    weight_decay=self.weight_decay, seed=self.seed, mixed_precision=self.mixed_precision)
 
     def cache_key(self) -> str:
         """``<dataset>-<model>-<profile>-<hash of the whole recipe>``: a changed recipe is a new entry."""

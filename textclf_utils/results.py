@@ -102,3 +102,34 @@ def record_results(notebook: str, figures: Mapping[str, Any], profile, folder: P
             os.remove(tmp)
     print(f"recorded {len(plain)} figures under {notebook!r} in results/{name}.json")
     return path
+
+
+def _format_figure(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, dict)):
+        return "(see the notebook)"
+    return str(value)
+
+
+def readme_results_table(results_by_profile: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
+    """The README's results section (Markdown): one row per notebook and profile, every recorded figure."""
+    lines = [README_BEGIN, "", "| notebook | profile | figures |", "|---|---|---|"]
+    rows = sorted((notebook, profile) for profile, by_notebook in results_by_profile.items() for notebook in by_notebook)
+    for notebook, profile in rows:
+        figures = results_by_profile[profile][notebook]
+        text = "; ".join(f"`{key}` {_format_figure(value)}" for key, value in figures.items())
+        lines.append(f"| {notebook} | {profile} | {text} |")
+    if not rows:
+        lines.append("| – | – | no results recorded yet |")
+    lines += ["", README_END]
+    return "\n".join(lines)
+
+
+def readme_with_results(readme: str, folder: Path | None = None) -> str:
+    """``readme`` with the text between the results markers replaced by the table of ``results/*.json``."""
+    if README_BEGIN not in readme or README_END not in readme:
+        raise ValueError(f"The README has no results markers: add {README_BEGIN!r} and {README_END!r}.")
+    table = readme_results_table({p: load_results(p, folder) for p in RECORDED_PROFILES})
+    head, rest = readme.split(README_BEGIN, 1)
+    return head + table + rest.split(README_END, 1)[1]

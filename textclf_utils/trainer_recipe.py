@@ -34,9 +34,11 @@ def classification_metrics(eval_prediction) -> dict[str, float]:
 def trainer_arguments(output_dir: str, *, epochs: float, learning_rate: float, batch_size: int,
                       warmup_ratio: float = 0.1, weight_decay: float = 0.01, max_grad_norm: float = 1.0,
                       group_by_length: bool = True, seed: int = 42, progress: bool = True,
-                      bf16_supported: bool | None = None, cuda: bool | None = None, **overrides: Any):
+                      mixed_precision: bool | None = None, bf16_supported: bool | None = None,
+                      cuda: bool | None = None, **overrides: Any):
     """``TrainingArguments`` for the course's recipe: evaluate and save every epoch, keep the best
-    (by accuracy), linear warm-up and decay, length-grouped batches, and bf16 (else fp16) on CUDA.
+    (by accuracy), linear warm-up and decay, length-grouped batches, and bf16 (else fp16) on CUDA;
+    ``mixed_precision=True`` asks for bf16 on a CPU too, as in ``training.amp_settings``.
 
     ``cuda`` and ``bf16_supported`` default to what this machine has (they can be given for tests).
     In transformers v5 length grouping is ``train_sampling_strategy="group_by_length"`` (the v4
@@ -47,7 +49,7 @@ def trainer_arguments(output_dir: str, *, epochs: float, learning_rate: float, b
 
     cuda = torch.cuda.is_available() if cuda is None else cuda
     several_processes = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    amp = amp_settings("cuda" if cuda else "cpu", bf16_supported=bf16_supported)
+    amp = amp_settings("cuda" if cuda else "cpu", mixed_precision, bf16_supported=bf16_supported)
     settings = dict(
         output_dir=output_dir,
         num_train_epochs=epochs,
@@ -101,7 +103,7 @@ def train_with_trainer(model: nn.Module, tokenizer, train_dataset, eval_dataset,
                        epochs: float, learning_rate: float, batch_size: int, max_length: int,
                        warmup_ratio: float = 0.1, weight_decay: float = 0.01, max_grad_norm: float = 1.0,
                        group_by_length: bool = True, seed: int = 42, progress: bool = True,
-                       **overrides: Any):
+                       mixed_precision: bool | None = None, **overrides: Any):
     """Fine-tune with ``transformers.Trainer`` on the same recipe as ``train_classifier``.
 
     Returns ``(trainer, history)``: the trainer holds the best epoch's model, ``history`` has one dict
@@ -117,7 +119,8 @@ def train_with_trainer(model: nn.Module, tokenizer, train_dataset, eval_dataset,
     _check_positive(epochs=epochs, learning_rate=learning_rate, batch_size=batch_size)
     args = trainer_arguments(output_dir, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
                              warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
-                             group_by_length=group_by_length, seed=seed, progress=progress, **overrides)
+                             group_by_length=group_by_length, seed=seed, progress=progress,
+                             mixed_precision=mixed_precision, **overrides)
     trainer = Trainer(
         model=model,
         args=args,

@@ -168,12 +168,19 @@ class AmpSettings:
 
 def amp_settings(device: torch.device | str, enabled: bool | None = None,
                  bf16_supported: bool | None = None) -> AmpSettings:
-    """Mixed precision on CUDA only: bf16 where the GPU supports it (no scaler needed), else fp16 with a
-    ``GradScaler``. ``enabled=None`` means "on when the device is CUDA"; on a CPU it is always off (CPU
-    autocast rarely speeds training up). ``bf16_supported`` overrides the GPU's own answer (for tests)."""
+    """Which mixed precision to use. ``enabled=None`` means "on for CUDA, off elsewhere".
+
+    CUDA: bf16 where the GPU supports it (no scaler needed), else fp16 with a ``GradScaler``. CPU (only
+    when ``enabled=True``): bf16, which CPUs with AVX512-BF16 or AMX run faster than fp32.
+    ``bf16_supported`` overrides the hardware's own answer (for tests)."""
     device = torch.device(device)
-    if device.type != "cuda" or enabled is False:
+    if enabled is False or (enabled is None and device.type != "cuda"):
         return AmpSettings(dtype=None, use_scaler=False)
+    if device.type == "cpu":
+        return AmpSettings(dtype=torch.bfloat16, use_scaler=False)
+    if device.type != "cuda":
+        raise ValueError(f"Mixed precision is set up for CUDA and the CPU, not {device.type!r}; "
+                         "pass mixed_precision=False.")
     if bf16_supported is None:
         bf16_supported = torch.cuda.is_bf16_supported()
     if bf16_supported:
