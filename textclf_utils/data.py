@@ -398,8 +398,9 @@ def _read_table(path: Path, sep: str, header: int | None, column_names: Sequence
     except (csv.Error, pd.errors.ParserError) as err:  # e.g. an unclosed quote or a NUL byte
         raise ValueError(f"{path} cannot be parsed as a table separated by {sep!r}: {err}") from err
     except UnicodeDecodeError as err:
-        raise ValueError(f"{path} is not {encoding.removesuffix('-sig')} text (byte {err.object[err.start:err.start + 1]!r} at offset "
-                         f"{err.start}). Pass the file's encoding, e.g. encoding='latin-1' or 'cp1252'.") from err
+        byte = err.object[err.start:err.start + 1]
+        raise ValueError(f"{path} is not {encoding.removesuffix('-sig')} text (byte {byte!r} at offset {err.start}). "
+                         "Pass the file's encoding, e.g. encoding='latin-1' or 'cp1252'.") from err
 
 
 def _labels_of(frame, path: Path, text_column: str, label_column: str, first_row: int):
