@@ -156,3 +156,9 @@ def test_summary_of_a_class_never_predicted_is_zero_not_an_error():
 def test_more_bad_input_is_refused(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize("y_true", [[], [[0, 1]], [[0], [1]]])
+def test_labels_must_be_a_non_empty_flat_sequence(y_true):
+    with pytest.raises(ValueError, match="non-empty 1-D sequence"):
+        metrics.check_labels(y_true, None, 2)
