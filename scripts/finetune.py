@@ -9,7 +9,8 @@ script with torchrun or accelerate and the Trainer runs distributed data paralle
     accelerate launch --num_processes 4 scripts/finetune.py --dataset emotion --profile gpu --output-dir runs/emotion
 
 ``--batch-size`` is per device: with N processes one optimisation step sees N times as many examples.
-The best epoch's model (safetensors), the tokenizer and ``metrics.json`` are written to ``--output-dir``.
+The best epoch's model (safetensors), the tokenizer and ``metrics.json`` are written to ``--output-dir``,
+which must be new or empty unless ``--overwrite`` is given.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from textclf_utils.data import DATASETS  # noqa: E402
 from textclf_utils.models import load_classifier  # noqa: E402
 from textclf_utils.recipes import finetune_recipe, finetuning_data  # noqa: E402
 from textclf_utils.trainer_recipe import train_with_trainer  # noqa: E402
+from textclf_utils.training import check_tokenizer_fits_model  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -49,7 +51,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-length", type=int)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
-    return parser.parse_args(argv)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into --output-dir even if it holds files (a previous run's are replaced)")
+    args = parser.parse_args(argv)
+    if args.output_dir.exists() and not args.output_dir.is_dir():
+        parser.error(f"--output-dir {args.output_dir} is a file, not a folder.")
+    if args.output_dir.is_dir() and any(args.output_dir.iterdir()) and not args.overwrite:
+        parser.error(f"--output-dir {args.output_dir} already holds files (a previous run's model, checkpoints or "
+                     "metrics?). Choose a new folder, or pass --overwrite to replace them.")
+    return args
 
 
 def build_recipe(args: argparse.Namespace):
@@ -76,6 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
     data = finetuning_data(recipe)
     label_names = data["train"].features["label"].names
     tokenizer, model = load_classifier(recipe.model, label_names, fallback_to_packaged=True)
+    check_tokenizer_fits_model(tokenizer, model)
     started = time.perf_counter()
     trainer, history = train_with_trainer(
         model, tokenizer, data["train"], data["validation"], output_dir=str(args.output_dir / "checkpoints"),

@@ -58,15 +58,16 @@ def run_notebook(path: Path, output: Path, timeout: int) -> tuple[bool, float]:
     return ok, elapsed
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("prefixes", nargs="*", help="run only notebooks whose file names start with these")
-    parser.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "gpu"])
+    parser.add_argument("--profile", default=os.environ.get("TEXTCLF_PROFILE") or "cpu",
+                        choices=["smoke", "cpu", "gpu"], help="default: $TEXTCLF_PROFILE, else cpu")
     parser.add_argument("--output-dir", type=Path, help="default: build/executed/<profile>/")
     parser.add_argument("--in-place", action="store_true", help="overwrite the notebooks in notebooks/")
     parser.add_argument("--solutions", action="store_true", help="also run notebooks/solutions/ (after the lessons)")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed for one cell")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     os.environ["TEXTCLF_PROFILE"] = args.profile  # the kernels inherit it
     paths = sorted(NOTEBOOKS.glob("*.ipynb"))

@@ -289,3 +289,181 @@ def test_user_csv_labels_outside_the_given_names(tmp_path):
         data.load_csv_dataset(path, "text", "target", label_names=["neg", "pos"])
     with pytest.raises(FileNotFoundError):
         data.load_csv_dataset(tmp_path / "absent.csv", "text", "target")
+
+
+# ------------------------------------------------------------------------------------------------
+# Bad CSV files: nothing silently cut or shifted, errors that name the file, the rows and the fix
+
+@pytest.mark.parametrize("content, line", [
+    ("text,label\ngreat, really good,1\nbad,0\n", 2),  # pandas would take "great" as the index
+    ("text,label\nbad,0\ngreat, really good,1\nok,1\n", 3),  # pandas would name line 3 of its own count
+    ("text,label\nbad,0\nno label here\nok,1\n", 3),  # too few fields
+])
+def test_user_csv_with_a_wrong_field_count_names_the_line(tmp_path, content, line):
+    path = tmp_path / "mine.csv"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ValueError, match=rf"1 row\(s\) differ: line {line} .*must be quoted"):
+        data.load_csv_dataset(path, "text", "label")
+
+
+def test_user_csv_without_a_header_needs_column_names(tmp_path):
+    path = tmp_path / "ag_news.csv"
+    path.write_text('3,"Wall St., again",Stocks fell\n1,World news,Talks\n', encoding="utf-8")
+    ds = data.load_csv_dataset(path, "title", "class", header=None, column_names=["class", "title", "body"])
+    assert ds["train"]["text"] == ["Wall St., again", "World news"] and ds["train"].features["label"].names == ["1", "3"]
+    with pytest.raises(ValueError, match="column_names"):
+        data.load_csv_dataset(path, "title", "class", header=None)
+    with pytest.raises(ValueError, match="header=None"):
+        data.load_csv_dataset(path, "title", "class", column_names=["class", "title", "body"])
+    (tmp_path / "two.csv").write_text("1,a\n2,b\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"3 fields.*line 1 \(2 fields\)"):  # more names than fields
+        data.load_csv_dataset(tmp_path / "two.csv", "t", "c", header=None, column_names=["c", "t", "x"])
+    with pytest.raises(ValueError, match="header must be 0"):
+        data.load_csv_dataset(path, "title", "class", header=1)
+
+
+def test_user_csv_without_header_numbers_rows_from_one(tmp_path):
+    path = tmp_path / "mine.csv"
+    path.write_text("a,x\n ,y\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"empty text .* rows \[2\]"):
+        data.load_csv_dataset(path, "t", "c", header=None, column_names=["t", "c"])
+
+
+def test_user_csv_encoding(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes("text,label\ncafé crème,1\nbad,0\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin.csv is not utf-8 text .*encoding='latin-1'"):
+        data.load_csv_dataset(path, "text", "label")
+    assert data.load_csv_dataset(path, "text", "label", encoding="latin-1")["train"]["text"][0] == "café crème"
+    bom = tmp_path / "excel.csv"
+    bom.write_bytes("text,label\nok,1\n".encode("utf-8-sig"))
+    assert data.load_csv_dataset(bom, "text", "label")["train"]["text"] == ["ok"]
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"", r"empty.csv is empty \(0 bytes\)"),
+    (b"\n\n", r"empty.csv holds no rows"),
+    (b'text,label\n"unclosed,1\n', r"empty.csv"),
+])
+def test_empty_or_unparsable_user_csv_names_the_file(tmp_path, content, match):
+    path = tmp_path / "empty.csv"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=match):
+        data.load_csv_dataset(path, "text", "label")
+
+
+def test_several_user_files_share_one_label_map(tmp_path):
+    (tmp_path / "train.csv").write_text("text,label\na,neg\nb,pos\nc,zzz\n", encoding="utf-8")
+    (tmp_path / "test.csv").write_text("text,label\nd,pos\ne,aaa\n", encoding="utf-8")
+    both = data.load_csv_dataset({"train": tmp_path / "train.csv", "test": tmp_path / "test.csv"}, "text", "label")
+    names = both["train"].features["label"].names
+    assert names == both["test"].features["label"].names == ["aaa", "neg", "pos", "zzz"]
+    assert both["test"]["label"] == [2, 0] and both["train"]["label"] == [1, 2, 3]
+    alone = data.load_csv_dataset(tmp_path / "test.csv", "text", "label", label_names=names)
+    assert alone["train"]["label"] == both["test"]["label"]
+    with pytest.raises(ValueError, match=r"test.csv: labels \['aaa'\] at rows \[3\]"):
+        data.load_csv_dataset({"train": tmp_path / "train.csv", "test": tmp_path / "test.csv"}, "text", "label",
+                              label_names=["neg", "pos", "zzz"])
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(text_column="label", label_column="label"), "must differ"),
+    (dict(text_column="text", label_column="label", label_names=["a", "a"]), "distinct"),
+])
+def test_user_csv_argument_errors(tmp_path, kwargs, match):
+    path = tmp_path / "mine.csv"
+    path.write_text("text,label\na,x\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=match):
+        data.load_csv_dataset(path, **kwargs)
+
+
+# ------------------------------------------------------------------------------------------------
+# The download cache repairs itself
+
+def test_cache_dir_default_and_override(monkeypatch, tmp_path):
+    monkeypatch.delenv("TEXTCLF_CACHE_DIR", raising=False)
+    assert data.cache_dir() == Path(data.__file__).resolve().parent.parent / "data"
+    monkeypatch.setenv("TEXTCLF_CACHE_DIR", "")
+    assert data.cache_dir() == Path(data.__file__).resolve().parent.parent / "data"
+    monkeypatch.setenv("TEXTCLF_CACHE_DIR", str(tmp_path / "c"))
+    assert data.cache_dir() == tmp_path / "c"
+
+
+def test_corrupt_cached_file_is_deleted_and_downloaded_again(mirror, empty_cache, monkeypatch):
+    good = (mirror / "sms_spam" / "SMSSpamCollection").read_bytes()
+    cached = empty_cache / "sms_spam" / "SMSSpamCollection"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(good[:-10])
+    monkeypatch.setenv("TEXTCLF_OFFLINE", "1")
+    with pytest.raises(data.DataUnavailableError, match=r"SMSSpamCollection was corrupt .* has been deleted"):
+        data.locate_files("sms_spam")
+    assert not cached.exists()
+    cached.write_bytes(good[:-10])
+    monkeypatch.delenv("TEXTCLF_OFFLINE")
+    with _Server({"/sms.zip": _zip({"SMSSpamCollection": good})}) as server:
+        _point_at(monkeypatch, "sms_spam", server.url, "/sms.zip")
+        data.locate_files("sms_spam")
+    assert cached.read_bytes() == good
+
+
+class _FakeResponse:
+    """An HTTP response with ``body`` and the header ``Content-Length: length``; each read waits ``delay``."""
+
+    def __init__(self, body: bytes, length: int, delay: float = 0.0):
+        self.body, self.headers, self.delay = io.BytesIO(body), {"Content-Length": str(length)}, delay
+
+    def read(self, n):
+        time.sleep(self.delay)
+        return self.body.read(min(n, 4))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+
+def _fake_download(monkeypatch, response):
+    monkeypatch.setattr(data.urllib.request, "urlopen", lambda url, timeout: response)
+    spec = data.DATASETS["emotion"]
+    return data.SourceFile("val.txt", spec.files[1].sha256, "http://example.invalid/val.txt")
+
+
+def test_download_shorter_than_its_content_length_is_refused(empty_cache, monkeypatch):
+    file = _fake_download(monkeypatch, _FakeResponse(b"0123456789", length=11))
+    with pytest.raises(OSError, match="stopped after 10 of 11 bytes"):
+        data._download(file, empty_cache / "val.txt")
+    assert not (empty_cache / "val.txt").exists() and _no_partial_files(empty_cache)
+
+
+def test_stalled_download_stops_at_the_deadline(empty_cache, monkeypatch):
+    monkeypatch.setattr(data, "DOWNLOAD_DEADLINE_S", 0.05)
+    file = _fake_download(monkeypatch, _FakeResponse(b"x" * 400, length=400, delay=0.01))
+    started = time.perf_counter()
+    with pytest.raises(TimeoutError, match="took more than 0.05 s"):
+        data._download(file, empty_cache / "val.txt")
+    assert time.perf_counter() - started < 1.0 and _no_partial_files(empty_cache)
+
+
+def test_stale_partial_downloads_are_cleaned_up(empty_cache, monkeypatch):
+    import os
+
+    stale, fresh = empty_cache / ".partial-old", empty_cache / ".partial-new"
+    for folder in (stale, fresh):
+        folder.mkdir(parents=True)
+        (folder / "download").write_bytes(b"half")
+    old = time.time() - data.DOWNLOAD_DEADLINE_S - 60
+    os.utime(stale, (old, old))
+    file = _fake_download(monkeypatch, _FakeResponse(b"", length=0))
+    with pytest.raises(data.ChecksumError):
+        data._download(file, empty_cache / "val.txt")
+    assert not stale.exists() and fresh.exists()  # a live download's folder is left alone
+
+
+def test_unwritable_cache_says_which_variable_to_set(empty_cache, monkeypatch):
+    def refuse(file, target):
+        raise PermissionError(13, "Permission denied", str(target.parent))
+
+    monkeypatch.setattr(data, "_download", refuse)
+    with pytest.raises(data.DataUnavailableError, match="not writable.*TEXTCLF_CACHE_DIR"):
+        data.locate_files("sms_spam")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 from datasets import Dataset
 from transformers import BertConfig, BertForSequenceClassification, TrainingArguments
 
@@ -280,3 +282,119 @@ def test_benchmark_gives_ratios_to_the_reference(tokenizer):
         distill.benchmark_classifiers(models, tokenizer, data, reference="big", max_length=16, num_threads=0)
     with pytest.raises(ValueError, match="at least"):
         distill.measure_speed(models["big"], tokenizer, ["one"], 16)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tests that tell right from wrong, and bad input
+
+
+class OppositeTeacher(nn.Module):
+    """A teacher that calls every text with a positive word negative, and every other text positive."""
+
+    num_labels = 2
+
+    def __init__(self, positive_ids: list[int]):
+        super().__init__()
+        self.positive_ids = torch.tensor(positive_ids)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        positive = torch.isin(input_ids, self.positive_ids).any(dim=1, keepdim=True)
+        return torch.where(positive, torch.tensor([3.0, -3.0]), torch.tensor([-3.0, 3.0]))
+
+
+@pytest.mark.parametrize("on_the_fly", [False, True])
+def test_train_student_follows_a_teacher_that_disagrees_with_the_labels(tokenizer, on_the_fly):
+    texts = ["good", "bad", "great fun", "awful mess", "lovely", "boring"] * 8
+    labels = [1, 0, 1, 0, 1, 0] * 8
+    data = Dataset.from_dict({"text": texts, "label": labels})
+    teacher = OppositeTeacher(tokenizer.convert_tokens_to_ids(["good", "great", "lovely"]))
+    if on_the_fly:
+        kwargs = dict(teacher=teacher)
+    else:
+        data = distill.with_teacher_logits(data, distill.predict_logits(teacher, tokenizer, texts, max_length=16))
+        kwargs = {}
+    student = tiny_encoder()
+    distill.train_student(student, tokenizer, data, alpha=0.0, temperature=np.float32(1.0), epochs=6,
+                          learning_rate=3e-3, batch_size=8, max_length=16, progress=False, **kwargs)
+    assert distill.accuracy_of(distill.predict_logits(student, tokenizer, texts, max_length=16), labels) == 0.0
+
+
+def test_nan_teacher_logits_are_refused_before_training(tokenizer):
+    data = Dataset.from_dict({"text": ["good", "bad"], "label": [1, 0]})
+    bad = torch.tensor([[1.0, 0.0], [float("nan"), 0.0]])
+    with pytest.raises(ValueError, match="1 row.*the first at row 1"):
+        distill.with_teacher_logits(data, bad)
+    sneaked = data.add_column(distill.TEACHER_LOGITS, bad.tolist())
+    with pytest.raises(ValueError, match="teacher_logits must be finite"):
+        distill.train_student(tiny_encoder(), tokenizer, sneaked, alpha=0.5, temperature=2.0, epochs=1,
+                              learning_rate=1e-3, batch_size=2, max_length=16, progress=False)
+
+
+def test_non_finite_distillation_loss_stops_the_trainer(tokenizer):
+    class NanTeacher(nn.Module):
+        num_labels = 2
+
+        def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+            return torch.full((len(input_ids), 2), float("nan"))
+
+    data = Dataset.from_dict({"text": ["good", "bad"] * 4, "label": [1, 0] * 4})
+    with pytest.raises(FloatingPointError, match=r"loss is nan at step 1 \(learning rate"):
+        distill.train_student(tiny_encoder(), tokenizer, data, teacher=NanTeacher(), alpha=0.5, temperature=2.0,
+                              epochs=1, learning_rate=1e-3, batch_size=4, max_length=16, progress=False)
+
+
+@pytest.mark.parametrize("temperature", [np.float32(2.0), torch.tensor(2.0), np.int64(2)])
+def test_numpy_and_tensor_temperatures_are_numbers(temperature):
+    student, teacher, labels = logits_and_labels()
+    expected = distill.distillation_loss(student, teacher, labels, alpha=np.float64(0.3), temperature=2.0)
+    assert torch.allclose(distill.distillation_loss(student, teacher, labels, 0.3, temperature), expected)
+    assert distill.check_distillation_settings(torch.tensor(0.5), temperature) == (0.5, 2.0)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(max_length=0), "max_length must be an integer of at least 2"),
+    (dict(max_length=16, batch_size=0), "batch_size must be a positive integer, got 0"),
+    (dict(max_length=16, texts=["fine", None]), r"texts\[1\] is None"),
+    (dict(max_length=16, texts="one text"), "wrap it in a list"),
+])
+def test_predict_logits_refuses_bad_input(tokenizer, kwargs, message):
+    arguments = {"texts": ["fine", "bad"], **kwargs}
+    with pytest.raises(ValueError, match=message):
+        distill.predict_logits(tiny_bert(), tokenizer, **arguments)
+
+
+@pytest.mark.parametrize("override, message", [
+    (dict(max_length=0), "max_length must be"), (dict(batch_size=0), "batch_size must be"),
+    (dict(epochs=float("nan")), "epochs must be"), (dict(learning_rate=0), "learning_rate must be"),
+    (dict(temperature="2"), "temperature must be"),
+])
+def test_train_student_refuses_bad_input(tokenizer, override, message):
+    data = Dataset.from_dict({"text": ["good", "bad"], "label": [1, 0]})
+    kwargs = {**dict(alpha=1.0, temperature=2.0, epochs=1, learning_rate=1e-3, batch_size=2, max_length=16,
+                     progress=False), **override}
+    with pytest.raises(ValueError, match=message):
+        distill.train_student(tiny_encoder(), tokenizer, data, **kwargs)
+
+
+def test_measure_speed_with_a_fake_clock(tokenizer, monkeypatch):
+    ticks = iter(np.arange(0.0, 1000.0, 0.5))  # every call of the clock is 0.5 s after the last
+    monkeypatch.setattr(distill.time, "perf_counter", lambda: float(next(ticks)))
+    speed = distill.measure_speed(tiny_bert(), tokenizer, ["a text"] * 8, 16, latency_examples=4,
+                                  throughput_batches=2, batch_size=4, repeats=3, warmup=1)
+    # each timed pass takes 0.5 s: 4 examples one by one -> 125 ms each; 2 batches of 4 -> 16 examples/s
+    assert speed == {"latency_ms": pytest.approx(125.0), "throughput": pytest.approx(16.0)}
+    with pytest.raises(ValueError, match="warmup must be an integer >= 0"):
+        distill.measure_speed(tiny_bert(), tokenizer, ["a text"] * 8, 16, warmup=-1)
+
+
+def test_stored_size_counts_the_quantized_biases():
+    quantized = distill.quantize_int8(tiny_bert(layers=1))
+    stored = distill._storable_state(quantized)
+    for name, module in quantized.named_modules():
+        if module in distill._quantized_linears(quantized):
+            assert torch.equal(stored[f"{name}._packed_params._packed_params.bias"], module.bias())
+            assert stored[f"{name}._packed_params._packed_params.weight_int8"].dtype == torch.int8
+    biases = sum(t.numel() * 4 for k, t in stored.items() if k.endswith("_packed_params.bias"))
+    without = {k: v for k, v in stored.items() if not k.endswith("_packed_params.bias")}
+    assert sum(t.numel() * t.element_size() for t in stored.values()) - sum(
+        t.numel() * t.element_size() for t in without.values()) == biases > 0

@@ -166,3 +166,50 @@ def test_weighted_loss_trainer_uses_the_loss_function(tmp_path):
     assert "labels" in inputs  # the caller's batch is left as it was
     with pytest.raises(ValueError, match="loss_fn"):
         imbalance.WeightedLossTrainer(model=model, args=trainer.args, loss_fn=None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cases that tell right from wrong, and bad input
+
+
+def test_average_precision_when_the_lowest_score_is_a_positive():
+    from sklearn.metrics import average_precision_score
+
+    y, scores = [1, 0, 0, 1], [0.9, 0.8, 0.7, 0.1]
+    # thresholds 0.9: P 1, R 1/2; 0.8: P 1/2; 0.7: P 1/3; 0.1: P 1/2, R 1 -> AP = 1/2 * 1 + 1/2 * 1/2
+    assert imbalance.average_precision(y, scores) == pytest.approx(0.75) == average_precision_score(y, scores)
+    assert imbalance.average_precision([0, 1, 1], [0.5, 0.5, 0.2]) == pytest.approx(
+        average_precision_score([0, 1, 1], [0.5, 0.5, 0.2]))  # a tie at the top counts as one threshold
+    assert imbalance.average_precision([0, 0], [0.3, 0.2]) == 0.0
+
+
+def test_binary_report_when_the_minority_is_never_predicted_or_never_present():
+    report = imbalance.binary_report([0, 0, 1, 1], [0, 0, 0, 0], [0.1, 0.2, 0.3, 0.4])
+    assert (report["precision"], report["recall"], report["f1"]) == (0.0, 0.0, 0.0)
+    assert report["accuracy"] == 0.5 and report["pr_auc"] == pytest.approx(1.0)
+    assert report["macro_f1"] == pytest.approx((2 / 3 + 0) / 2)
+    absent = imbalance.binary_report([0, 0, 0], [1, 0, 0], [0.9, 0.1, 0.2])
+    assert (absent["precision"], absent["recall"], absent["pr_auc"]) == (0.0, 0.0, 0.0)
+    exact = imbalance.binary_report([1, 1, 0, 0, 0], [1, 0, 1, 1, 0], [0.9, 0.4, 0.8, 0.7, 0.1])
+    assert (exact["precision"], exact["recall"], exact["f1"]) == pytest.approx((1 / 3, 1 / 2, 0.4))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: imbalance.minority_f1([0, 1, 1], [0.2, 0.9, 0.6]), r"predicted labels 0/1, got 0\.2.*threshold"),
+    (lambda: imbalance.macro_f1([0, 1], [0, 2]), "predicted labels 0/1, got 2"),
+    (lambda: imbalance.binary_report([0, 1], [0, 1], [0.1, np.nan]), "position 1 holds nan"),
+    (lambda: imbalance.average_precision([0, 1], [np.inf, 0.5]), "scores must be finite"),
+    (lambda: imbalance.best_threshold([0, 1], [0.2, np.nan]), "scores must be finite"),
+    (lambda: imbalance.class_counts([0.0, 1.0], 2), "integer label ids"),
+    (lambda: imbalance.FocalLoss(gamma=float("nan")), "gamma must be a finite number"),
+    (lambda: imbalance.weighted_cross_entropy(torch.tensor([1.0, float("nan")])), "positive finite"),
+    (lambda: imbalance.weighted_cross_entropy(torch.tensor([1.0, 0.0])), "positive finite"),
+    (lambda: imbalance.balanced_sampler([0, 1], 2, num_samples=0), "num_samples must be a positive integer"),
+])
+def test_more_bad_input_is_refused(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_boolean_predictions_are_labels():
+    assert imbalance.minority_f1(np.array([0, 1, 1]), np.array([False, True, False])) == pytest.approx(2 / 3)

@@ -104,3 +104,61 @@ def test_paired_difference_of_a_model_with_itself_is_zero_and_of_a_better_one_po
 def test_bad_input_is_refused_with_a_clear_message(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+# ---------------------------------------------------------------------------------------------
+# Edge cases just past each limit
+
+
+@pytest.mark.parametrize("row, ok", [
+    ([0.5, 0.5], True), ([0.50004, 0.5], True), ([0.5002, 0.5], False), ([0.6, 0.6], False),
+    ([1.2, -0.2], False), ([np.nan, 1.0], False),
+])
+def test_probability_rows_must_sum_to_one(row, ok):
+    prob = [[0.3, 0.7], row]
+    if ok:
+        assert metrics.check_probabilities(prob, 2, 2).shape == (2, 2)
+    else:
+        with pytest.raises(ValueError, match="row 1 sums to"):
+            metrics.check_probabilities(prob, 2, 2)
+
+
+def test_reliability_table_bin_edges_and_counts():
+    prob = np.array([[0.45, 0.55], [0.4, 0.6], [0.25, 0.75], [0.05, 0.95], [0.0, 1.0]])
+    table = metrics.reliability_table([1, 0, 1, 0, 1], prob, n_bins=5)
+    assert table["low"].tolist() == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8])
+    assert table["high"].tolist() == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
+    # 0.55 in [0.4, 0.6); 0.6 and 0.75 in [0.6, 0.8); 0.95 and 1.0 (the top edge) in the last bin
+    assert table["count"].tolist() == [0, 0, 1, 2, 2]
+    assert table["confidence"].tolist()[2:] == pytest.approx([0.55, 0.675, 0.975])
+    assert table["accuracy"].tolist()[2:] == pytest.approx([1.0, 0.5, 0.5])
+    assert np.isnan(table["confidence"][0]) and np.isnan(table["accuracy"][1])
+
+
+def test_summary_of_a_class_never_predicted_is_zero_not_an_error():
+    table = metrics.classification_summary([0, 1, 2, 2], [0, 1, 1, 0], ["a", "b", "c"])
+    assert table.loc["c", ["precision", "recall", "f1", "support"]].tolist() == [0.0, 0.0, 0.0, 2]
+    assert table.loc["b", "precision"] == 0.5 and table.loc["b", "recall"] == 1.0
+    assert table.loc["macro avg", "precision"] == pytest.approx((0.5 + 0.5 + 0.0) / 3)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: metrics.softmax_with_temperature([[1.0, 2.0]], float("nan")), "positive finite"),
+    (lambda: metrics.softmax_with_temperature([[1.0, 2.0]], float("inf")), "positive finite"),
+    (lambda: metrics.reliability_table([0], [[0.5, 0.5]], n_bins=2.5), "n_bins must be a positive integer"),
+    (lambda: metrics.reliability_table([0], [[0.5, 0.5]], n_bins=0), "n_bins must be a positive integer"),
+    (lambda: metrics.bootstrap_interval(accuracy_score, [0, 1], [0, 1], n_resamples=0), "n_resamples"),
+    (lambda: metrics.bootstrap_interval(accuracy_score, [0, 1], [0, 1], confidence=95), r"confidence must be"),
+    (lambda: metrics.paired_bootstrap_difference(accuracy_score, [0, 1], [0, 1], [1, 1], confidence=1.0),
+     "confidence must be"),
+    (lambda: metrics.classification_summary([0, 1], [0.0, 1.0], ["a", "b"]), "integer label ids"),
+])
+def test_more_bad_input_is_refused(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+@pytest.mark.parametrize("y_true", [[], [[0, 1]], [[0], [1]]])
+def test_labels_must_be_a_non_empty_flat_sequence(y_true):
+    with pytest.raises(ValueError, match="non-empty 1-D sequence"):
+        metrics.check_labels(y_true, None, 2)

@@ -49,3 +49,15 @@ def test_classifier_takes_its_labels_from_the_dataset():
 def test_bad_label_sets_are_refused(labels, message):
     with pytest.raises(ValueError, match=message):
         models.load_classifier(None, labels)
+
+
+def test_model_folder_without_tokenizer_files_is_refused(tmp_path):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    BertForSequenceClassification(BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                                             intermediate_size=8)).save_pretrained(tmp_path)
+    for load in (lambda: models.load_classifier(str(tmp_path), ["a", "b"]), lambda: models.load_tokenizer(str(tmp_path))):
+        with pytest.raises(ValueError, match="holds a model but no tokenizer.*save_pretrained"):
+            load()
+    (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhello\n")
+    models.check_tokenizer_files(tmp_path)  # any vocabulary file will do here

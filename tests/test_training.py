@@ -13,6 +13,7 @@ from datasets import ClassLabel, Dataset, Features, Value
 from torch import nn
 
 from textclf_utils import model_cache, recipes, trainer_recipe, training
+from textclf_utils import models as models_module
 from textclf_utils.data import load_course_dataset, stratified_subsample
 
 LABELS = ("negative", "positive")
@@ -246,6 +247,93 @@ def test_bad_evaluation_set_is_refused_before_training(untouched_model):
                                   batch_size=2, max_length=16, device="cpu", progress=False)
 
 
+@pytest.mark.parametrize("override, match", [
+    (dict(learning_rate=math.nan), "learning_rate must be a positive finite number, got nan"),
+    (dict(learning_rate=math.inf), "learning_rate must be a positive finite number, got inf"),
+    (dict(epochs=0), "epochs must be a positive finite number, got 0"),
+    (dict(batch_size=0), "batch_size must be a positive integer, got 0"),
+    (dict(batch_size=2.5), "batch_size must be a positive integer, got 2.5"),
+    (dict(batch_size=True), "batch_size must be a positive integer, got True"),
+    (dict(max_steps=0), "max_steps must be a positive integer, got 0"),
+    (dict(eval_batch_size=-1), "eval_batch_size must be a positive integer, got -1"),
+    (dict(weight_decay=-0.1), "weight_decay must be a finite number >= 0, got -0.1"),
+    (dict(max_grad_norm=0.0), "max_grad_norm must be a positive finite number, got 0.0"),
+    (dict(warmup_ratio=1.0), r"warmup_ratio must be in \[0, 1\), got 1.0"),
+])
+def test_bad_hyper_parameters_are_refused_before_training(untouched_model, override, match):
+    tokenizer, model = untouched_model
+    with pytest.raises(ValueError, match=match):
+        _train(model, tokenizer, _dataset(["fine", "bad"], [1, 0]), **override)
+
+
+class _Vocab:
+    """A stand-in tokenizer: only its vocabulary size matters to the check."""
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def __len__(self):
+        return self.size
+
+
+class _Embedded(nn.Module):
+    def __init__(self, rows: int):
+        super().__init__()
+        self.embed = nn.Embedding(rows, 4)
+
+    def get_input_embeddings(self):
+        return self.embed
+
+
+@pytest.mark.parametrize("size, fits", [(100, True), (101, False), (50, True), (49, False), (5, False)])
+def test_tokenizer_must_fit_the_embedding_table(size, fits):
+    if fits:
+        training.check_tokenizer_fits_model(_Vocab(size), _Embedded(100))
+    else:
+        with pytest.raises(ValueError, match=f"tokenizer has {size} tokens but the model's embedding table 100"):
+            training.check_tokenizer_fits_model(_Vocab(size), _Embedded(100))
+
+
+def test_stand_in_tokenizer_of_a_folder_without_one_is_refused_before_training(untouched_model, tmp_path):
+    from transformers import AutoTokenizer
+
+    tokenizer, model = untouched_model
+    model.config.save_pretrained(tmp_path)  # a config but no vocabulary: transformers invents 5 tokens
+    stand_in = AutoTokenizer.from_pretrained(tmp_path)
+    assert len(stand_in) < 10
+    with pytest.raises(ValueError, match="do not belong together"):
+        _train(model, stand_in, _dataset(["fine", "bad"], [1, 0]))
+    with pytest.raises(ValueError, match="do not belong together"):
+        training.evaluate_classifier(model, stand_in, _dataset(["fine", "bad"], [1, 0]), device="cpu")
+
+
+def test_non_finite_loss_stops_training_at_that_step(bert):
+    tokenizer, _ = bert
+    data = _dataset(["a good film", "a bad film"] * 8, [1, 0] * 8)
+    model = TinyBagOfWords(tokenizer.vocab_size)
+    calls = []
+
+    def loss_fn(logits, labels):
+        calls.append(1)
+        loss = nn.functional.cross_entropy(logits, labels)
+        return loss * math.nan if len(calls) == 3 else loss
+
+    # the rate of step 3: 0.01 decayed linearly over 8 steps, 2 of them done
+    with pytest.raises(FloatingPointError, match=r"loss is nan at step 3 \(learning rate 0.0075\)"):
+        training.train_classifier(model, tokenizer, data, data, epochs=2, learning_rate=0.01, batch_size=4,
+                                  max_length=8, device="cpu", loss_fn=loss_fn, warmup_ratio=0.0, progress=False)
+    assert len(calls) == 3 and all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_huge_learning_rate_stops_instead_of_reporting_chance_accuracy(bert):
+    tokenizer, _ = bert
+    data = _dataset(["a good film", "a bad film"] * 8, [1, 0] * 8)
+    with pytest.raises(FloatingPointError, match="Lower the learning rate"):
+        training.train_classifier(TinyBagOfWords(tokenizer.vocab_size), tokenizer, data, data, epochs=3,
+                                  learning_rate=1e20, batch_size=4, max_length=8, device="cpu", max_grad_norm=None,
+                                  warmup_ratio=0.0, progress=False)
+
+
 # --- the Trainer recipe --------------------------------------------------------------------------
 
 
@@ -392,6 +480,60 @@ def test_cache_write_is_atomic(mirror, tiny_model_dir, tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         model_cache.get_finetuned_classifier("sst2", profile, cache_dir=tmp_path, progress=False)
     assert list((tmp_path / "finetuned").iterdir()) == []  # no half-written entry, no temporary folder
+
+
+def _untrainable(monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("the cache's problem should have been found before training")
+
+    monkeypatch.setattr(model_cache, "train_classifier", no_training)
+
+
+def _store_tiny_entry(tiny_model_dir, cache: Path) -> Path:
+    """A cache entry written by the cache itself, for a tiny model that was never trained."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    recipe = recipes.finetune_recipe("sst2", tiny_profile(tiny_model_dir))
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=2)
+    result = training.TrainingResult([], [], 1, 0.5, 0.0, 0.0, 0, "fp32", 0.0)
+    return model_cache.store_finetuned_classifier(recipe, AutoTokenizer.from_pretrained(tiny_model_dir), model,
+                                                  result, cache_dir=cache)
+
+
+def test_cache_entry_without_its_record_is_refused_before_training(tiny_model_dir, tmp_path, monkeypatch):
+    entry = _store_tiny_entry(tiny_model_dir, tmp_path)
+    (entry / "training.json").unlink()
+    _untrainable(monkeypatch)
+    with pytest.raises(model_cache.ModelCacheError, match=rf"{entry.name} is incomplete.*Delete that folder"):
+        model_cache.get_finetuned_classifier("sst2", tiny_profile(tiny_model_dir), cache_dir=tmp_path,
+                                             progress=False)
+    assert (entry / "model.safetensors").is_file()  # nothing of the user's deleted
+
+
+def test_unwritable_cache_is_refused_before_training(tiny_model_dir, tmp_path, monkeypatch):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    _untrainable(monkeypatch)
+    with pytest.raises(model_cache.ModelCacheError, match="not writable.*TEXTCLF_ARTIFACTS_DIR"):
+        model_cache.get_finetuned_classifier("sst2", tiny_profile(tiny_model_dir), cache_dir=blocked,
+                                             progress=False)
+
+
+@pytest.mark.parametrize("damage", ["truncate weights", "drop tokenizer"])
+def test_damaged_cache_entry_says_what_to_delete(tiny_model_dir, tmp_path, monkeypatch, damage):
+    entry = _store_tiny_entry(tiny_model_dir, tmp_path)
+    tokenizer, model = model_cache.load_cached_classifier(entry)  # intact, it loads
+    assert model.config.num_labels == 2 and not model.training
+    if damage == "truncate weights":
+        weights = entry / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:100])
+    else:
+        for name in models_module.TOKENIZER_FILES:
+            (entry / name).unlink(missing_ok=True)
+    _untrainable(monkeypatch)
+    with pytest.raises(model_cache.ModelCacheError, match=rf"{entry.name} is damaged.*shutil.rmtree"):
+        model_cache.get_finetuned_classifier("sst2", tiny_profile(tiny_model_dir), cache_dir=tmp_path,
+                                             progress=False)
 
 
 # --- scripts/finetune.py -------------------------------------------------------------------------

@@ -11,16 +11,20 @@ Files are looked up in this order:
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import hashlib
+import http.client
 import os
 import shutil
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
@@ -28,7 +32,8 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 DATA_DIR_ENV = "TEXTCLF_DATA_DIR"
 CACHE_DIR_ENV = "TEXTCLF_CACHE_DIR"
 OFFLINE_ENV = "TEXTCLF_OFFLINE"
-DOWNLOAD_TIMEOUT_S = 15.0
+DOWNLOAD_TIMEOUT_S = 15.0  # the longest wait for one read
+DOWNLOAD_DEADLINE_S = 1800.0  # the longest a whole download may take
 # SST-2 sentences held out of the training file for validation (the GLUE dev set is the test set)
 SST2_VALIDATION_SIZE = 1000
 
@@ -264,13 +269,27 @@ def _verified(path: Path, file: SourceFile, origin: str | None = None) -> Path:
     return path
 
 
+def _remove_stale_partials(folder: Path) -> None:
+    """Delete the ``.partial-*`` folders a killed download left behind (older than any live download)."""
+    now = time.time()
+    for stale in folder.glob(".partial-*"):
+        with contextlib.suppress(OSError):
+            if now - stale.stat().st_mtime > DOWNLOAD_DEADLINE_S:
+                shutil.rmtree(stale, ignore_errors=True)
+
+
 def _download(file: SourceFile, target: Path) -> None:
-    """Download ``file`` to ``target``, verified, atomically: nothing half-written is ever left there."""
+    """Download ``file`` to ``target``, verified, atomically: nothing half-written is ever left there.
+
+    Each read may wait ``DOWNLOAD_TIMEOUT_S``; the whole download may take ``DOWNLOAD_DEADLINE_S``.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partials(target.parent)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".partial-") as tmp:
         fetched = Path(tmp) / "download"
         from tqdm.auto import tqdm
 
+        deadline = time.monotonic() + DOWNLOAD_DEADLINE_S
         with urllib.request.urlopen(file.url, timeout=DOWNLOAD_TIMEOUT_S) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
             with open(fetched, "wb") as out, tqdm(total=total, unit="B", unit_scale=True,
@@ -278,6 +297,9 @@ def _download(file: SourceFile, target: Path) -> None:
                 for block in iter(lambda: response.read(1 << 16), b""):
                     out.write(block)
                     bar.update(len(block))
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"the download of {file.url} took more than {DOWNLOAD_DEADLINE_S:g} s "
+                                           f"({out.tell()} bytes so far)")
             if total is not None and fetched.stat().st_size != total:
                 raise OSError(f"download of {file.url} stopped after {fetched.stat().st_size} of {total} bytes")
         if file.member is not None:
@@ -317,14 +339,21 @@ def locate_files(name: str, download: bool = True) -> Path:
     folder = cache_dir() / spec.name
     for f in spec.files:
         target = folder / f.name
+        reason = "downloads are switched off"
         if target.is_file():
-            _verified(target, f)
-            continue
+            if sha256_of(target) == f.sha256:
+                continue
+            target.unlink()  # a corrupt cached copy can never be used: remove it, then fetch it again
+            reason = f"the cached copy {target} was corrupt (wrong SHA-256) and has been deleted"
         if not download or os.environ.get(OFFLINE_ENV, "") not in {"", "0"}:
-            raise DataUnavailableError(_missing_files_message(spec, "downloads are switched off"))
+            raise DataUnavailableError(_missing_files_message(spec, reason))
         try:
             _download(f, target)
-        except (urllib.error.URLError, OSError, zipfile.BadZipFile, KeyError) as err:
+        except PermissionError as err:
+            raise DataUnavailableError(
+                f"The cache folder {folder} is not writable ({err}). Set {CACHE_DIR_ENV} to a folder you can "
+                f"write to, or put the files in a mirror folder and set {DATA_DIR_ENV}.") from err
+        except (urllib.error.URLError, http.client.HTTPException, OSError, zipfile.BadZipFile, KeyError) as err:
             raise DataUnavailableError(_missing_files_message(spec, f"download failed: {err}")) from err
     return folder
 
@@ -408,51 +437,135 @@ def subsample_for_profile(data: DatasetDict, profile, seed: int = 42) -> Dataset
 # A user's own CSV/TSV
 
 
-def _file_rows(mask, limit: int = 20) -> list[int]:
-    """Row numbers as a spreadsheet shows them (the header is row 1) where ``mask`` is true."""
-    return [int(i) + 2 for i in np.flatnonzero(np.asarray(mask))][:limit]
+def _file_rows(mask, first_row: int, limit: int = 20) -> list[int]:
+    """Row numbers as a spreadsheet shows them (the first data row is ``first_row``) where ``mask`` is true."""
+    return [int(i) + first_row for i in np.flatnonzero(np.asarray(mask))][:limit]
+
+
+def _check_field_counts(path: Path, sep: str, encoding: str, expected: int | None) -> int:
+    """The number of fields per row; ``ValueError`` naming the rows (file lines) with another count.
+
+    A text with an unquoted separator would otherwise be cut or shifted into the wrong column.
+    """
+    counts: list[tuple[int, int]] = []
+    with open(path, encoding=encoding, newline="") as handle:
+        reader = csv.reader(handle, delimiter=sep)
+        for fields in reader:
+            if fields:  # blank lines are skipped, as pandas does
+                counts.append((reader.line_num, len(fields)))
+    if not counts:
+        raise ValueError(f"{path} holds no rows: it is empty or blank. Check the path, or export the file again.")
+    expected = expected or counts[0][1]
+    bad = [(line, n) for line, n in counts if n != expected]
+    if bad:
+        shown = ", ".join(f"line {line} ({n} fields)" for line, n in bad[:20])
+        raise ValueError(
+            f"{path}: every row must have {expected} fields separated by {sep!r}, but {len(bad)} row(s) differ: "
+            f"{shown}. A text that contains {sep!r} must be quoted (\"great, really good\",1), or use another "
+            "separator (sep='\\t' for a TSV).")
+    return expected
+
+
+def _read_table(path: Path, sep: str, header: int | None, column_names: Sequence[str] | None,
+                encoding: str):
+    """One file as a pandas ``DataFrame`` of strings, every row checked for its number of fields."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise FileNotFoundError(f"No file at {path}.")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty (0 bytes). Check the path, or export the file again.")
+    try:
+        _check_field_counts(path, sep, encoding, len(column_names) if column_names is not None else None)
+        return pd.read_csv(path, sep=sep, header=header, names=column_names, index_col=False, dtype=str,
+                           keep_default_na=False, na_values=[], encoding=encoding)
+    except (csv.Error, pd.errors.ParserError) as err:  # e.g. an unclosed quote or a NUL byte
+        raise ValueError(f"{path} cannot be parsed as a table separated by {sep!r}: {err}") from err
+    except UnicodeDecodeError as err:
+        byte = err.object[err.start:err.start + 1]
+        raise ValueError(f"{path} is not {encoding.removesuffix('-sig')} text (byte {byte!r} at offset {err.start}). "
+                         "Pass the file's encoding, e.g. encoding='latin-1' or 'cp1252'.") from err
+
+
+def _labels_of(frame, path: Path, text_column: str, label_column: str, first_row: int):
+    """The stripped label strings of ``frame``, after checking its columns, texts and labels."""
+    missing = [c for c in (text_column, label_column) if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path} has no column(s) {missing}; its columns are {list(frame.columns)}. "
+                         "For a file without a header row pass header=None and column_names=[...].")
+    empty = frame[text_column].str.strip() == ""
+    if empty.any():
+        raise ValueError(f"{path}: empty text in column {text_column!r} at rows {_file_rows(empty, first_row)} "
+                         f"({int(empty.sum())} in all). Remove or fill them.")
+    labels = frame[label_column].str.strip()
+    unlabelled = labels == ""
+    if unlabelled.any():
+        raise ValueError(f"{path}: missing label in column {label_column!r} at rows "
+                         f"{_file_rows(unlabelled, first_row)} ({int(unlabelled.sum())} in all). "
+                         "Label them or remove them.")
+    return labels
 
 
 def load_csv_dataset(
-    path: str | Path,
+    path: str | Path | Mapping[str, str | Path],
     text_column: str,
     label_column: str,
     label_names: Sequence[str] | None = None,
     sep: str | None = None,
+    *,
+    header: int | None = 0,
+    column_names: Sequence[str] | None = None,
+    encoding: str = "utf-8",
 ) -> DatasetDict:
-    """Load a user's CSV/TSV file as a ``DatasetDict`` with one ``train`` split.
+    """Load a user's CSV/TSV file as a ``DatasetDict`` with one ``train`` split, or several files at once.
 
-    Labels may be names or integers; ``label_names`` fixes their order (else sorted). Empty texts
-    or missing labels raise a ``ValueError`` naming the rows (numbered as in the file, header = 1).
+    ``path`` may map split names to files (``{"train": "train.csv", "test": "test.csv"}``): every split
+    then shares one label map, so the same class name has the same id everywhere. Labels may be names or
+    integers; ``label_names`` fixes their order (else sorted, numerically for integers, over all files).
+    Load files one by one only with the same ``label_names``, or their ids may differ.
+
+    A file without a header row needs ``header=None`` and ``column_names``. ``encoding`` is the files'
+    text encoding (a UTF-8 byte-order mark is skipped). Rows with the wrong number of fields (e.g. an
+    unquoted comma in a text), empty texts or missing labels raise a ``ValueError`` naming the rows
+    (numbered as in the file, header = 1).
     """
-    import pandas as pd
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No file at {path}.")
-    if sep is None:
-        sep = "\t" if path.suffix.lower() in {".tsv", ".tab"} else ","
-    frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[])
-    missing = [c for c in (text_column, label_column) if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{path} has no column(s) {missing}; its columns are {list(frame.columns)}.")
-    empty = frame[text_column].str.strip() == ""
-    if empty.any():
-        raise ValueError(f"{path}: empty text in column {text_column!r} at rows {_file_rows(empty)} "
-                         f"({int(empty.sum())} in all). Remove or fill them.")
-    unlabelled = frame[label_column].str.strip() == ""
-    if unlabelled.any():
-        raise ValueError(f"{path}: missing label in column {label_column!r} at rows {_file_rows(unlabelled)} "
-                         f"({int(unlabelled.sum())} in all). Label them or remove them.")
-    labels = frame[label_column].str.strip()
+    if header not in (0, None):
+        raise ValueError(f"header must be 0 (the first row names the columns) or None (no header row), "
+                         f"got {header!r}.")
+    if header is None and column_names is None:
+        raise ValueError("A file without a header row (header=None) needs column_names=[...], one name per "
+                         f"field, including {text_column!r} and {label_column!r}.")
+    if header is not None and column_names is not None:
+        raise ValueError("column_names is for a file without a header row: pass header=None with it.")
+    if column_names is not None and len(set(column_names)) != len(column_names):
+        raise ValueError(f"column_names must be distinct, got {list(column_names)}.")
+    if text_column == label_column:
+        raise ValueError(f"text_column and label_column must differ, both are {text_column!r}.")
+    if label_names is not None and len({str(n) for n in label_names}) != len(label_names):
+        raise ValueError(f"label_names must be distinct, got {list(label_names)}.")
+    if encoding.lower().replace("_", "-") in {"utf-8", "utf8"}:
+        encoding = "utf-8-sig"  # reads plain UTF-8 too, and drops a byte-order mark (Excel writes one)
+    paths = {"train": path} if isinstance(path, (str, Path)) else dict(path)
+    if not paths:
+        raise ValueError("path is an empty mapping: give at least one split, e.g. {'train': 'train.csv'}.")
+    first_row = 2 if header == 0 else 1
+    tables = {}
+    for split, file in paths.items():
+        file = Path(file)
+        file_sep = sep if sep is not None else "\t" if file.suffix.lower() in {".tsv", ".tab"} else ","
+        frame = _read_table(file, file_sep, header, column_names, encoding)
+        tables[split] = (file, frame, _labels_of(frame, file, text_column, label_column, first_row))
     if label_names is None:
-        found = labels.unique().tolist()
+        found = sorted({v for _, _, labels in tables.values() for v in labels.unique()})
         numeric = all(v.lstrip("-").isdigit() for v in found)
-        label_names = sorted(found, key=int) if numeric else sorted(found)
+        label_names = sorted(found, key=int) if numeric else found
     label_names = [str(n) for n in label_names]
-    unknown = ~labels.isin(label_names)
-    if unknown.any():
-        raise ValueError(f"{path}: labels {sorted(labels[unknown].unique())[:10]} at rows {_file_rows(unknown)} "
-                         f"are not among label_names {label_names}.")
-    ids = [label_names.index(v) for v in labels]
-    return DatasetDict(train=_to_dataset(frame[text_column].tolist(), ids, label_names))
+    splits = {}
+    for split, (file, frame, labels) in tables.items():
+        unknown = ~labels.isin(label_names)
+        if unknown.any():
+            raise ValueError(f"{file}: labels {sorted(labels[unknown].unique())[:10]} at rows "
+                             f"{_file_rows(unknown, first_row)} are not among label_names {label_names}.")
+        ids = [label_names.index(v) for v in labels]
+        splits[split] = _to_dataset(frame[text_column].tolist(), ids, label_names)
+    return DatasetDict(splits)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import numbers
 import os
 import re
 import statistics
@@ -33,7 +34,8 @@ from torch import nn
 from transformers import PrinterCallback, Trainer
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from .training import LABEL_COLUMN, MODEL_INPUTS, TEXT_COLUMN, model_num_labels
+from .training import (LABEL_COLUMN, MODEL_INPUTS, TEXT_COLUMN, check_classification_dataset, check_finite_loss,
+                       check_max_length, check_tokenizer_fits_model, model_num_labels)
 
 TEACHER_LOGITS = "teacher_logits"
 
@@ -42,15 +44,58 @@ TEACHER_LOGITS = "teacher_logits"
 # The loss
 
 
-def check_distillation_settings(alpha: float, temperature: float) -> None:
-    """Raise ``ValueError`` unless ``0 <= alpha <= 1`` and ``temperature > 0`` (both finite numbers)."""
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha weighs the hard-label loss against the teacher's soft targets and must be in "
-                         f"[0, 1] (1 = labels only, 0 = teacher only), got {alpha!r}.")
-    if (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
-            or not math.isfinite(temperature) or temperature <= 0):
+def _as_float(value: Any) -> float | None:
+    """``value`` as a float when it is one real number (Python, NumPy or a one-element tensor), else None."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_complex():
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        return None
+    return float(value)
+
+
+def check_distillation_settings(alpha: float, temperature: float) -> tuple[float, float]:
+    """``(alpha, temperature)`` as floats; ``ValueError`` unless ``0 <= alpha <= 1`` and ``temperature > 0``
+    (both finite real numbers: Python, NumPy or one-element tensors)."""
+    a, t = _as_float(alpha), _as_float(temperature)
+    if a is None or not 0.0 <= a <= 1.0:
+        raise ValueError(f"alpha weighs the hard-label loss against the teacher's soft targets and must be a number "
+                         f"in [0, 1] (1 = labels only, 0 = teacher only), got {alpha!r}.")
+    if t is None or not math.isfinite(t) or t <= 0:
         raise ValueError(f"temperature must be a positive finite number (1 = the plain softmax, higher = softer "
                          f"targets), got {temperature!r}.")
+    return a, t
+
+
+def _check_positive_ints(**values: int) -> None:
+    for name, value in values.items():
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+
+def _check_positive_numbers(**values: float) -> None:
+    for name, value in values.items():
+        number = _as_float(value)
+        if number is None or not math.isfinite(number) or number <= 0:
+            raise ValueError(f"{name} must be a positive finite number, got {value!r}.")
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    """``texts`` as a list of strings; ``ValueError`` naming the first position that holds something else."""
+    if isinstance(texts, str):
+        raise ValueError("texts must be a sequence of strings, got one string: wrap it in a list.")
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ValueError(f"texts[{i}] is {text!r}, not a string: drop or fill the missing texts first.")
+    return texts
+
+
+def check_finite_logits(logits: torch.Tensor, name: str = "teacher_logits") -> None:
+    """Raise ``ValueError`` naming the first row of ``logits`` that holds NaN or an infinity."""
+    bad = ~torch.isfinite(torch.as_tensor(logits, dtype=torch.float32)).reshape(len(logits), -1).all(dim=1)
+    if bad.any():
+        raise ValueError(f"{name} must be finite, but {int(bad.sum())} row(s) hold NaN or inf, the first at row "
+                         f"{int(bad.nonzero()[0])}. Recompute them (is the teacher's checkpoint damaged?).")
 
 
 def _check_logits(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
@@ -72,7 +117,7 @@ def _check_logits(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
 
 def soft_targets(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """``softmax(logits / T)``: the teacher's class probabilities, softened (flatter) as ``T`` grows."""
-    check_distillation_settings(1.0, temperature)
+    _, temperature = check_distillation_settings(1.0, temperature)
     return torch.softmax(logits.float() / temperature, dim=-1)
 
 
@@ -82,7 +127,7 @@ def distillation_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, 
     The gradient of the KL term with respect to the student's logits scales as ``1 / T^2``; the factor
     ``T^2`` keeps it comparable with the cross-entropy's whatever the temperature (Hinton et al., 2015).
     """
-    check_distillation_settings(0.0, temperature)
+    _, temperature = check_distillation_settings(0.0, temperature)
     _check_logits(student_logits, teacher_logits)
     student_log_probs = F.log_softmax(student_logits.float() / temperature, dim=-1)
     teacher_log_probs = F.log_softmax(teacher_logits.detach().float() / temperature, dim=-1)
@@ -97,7 +142,7 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     ``alpha = 1`` is plain cross-entropy on the labels; ``alpha = 0`` learns from the teacher alone. The
     teacher's logits get no gradient. Both logits are ``(batch, num_labels)``; ``labels`` are class ids.
     """
-    check_distillation_settings(alpha, temperature)
+    alpha, temperature = check_distillation_settings(alpha, temperature)
     _check_logits(student_logits, teacher_logits, labels)
     hard = F.cross_entropy(student_logits.float(), labels)
     if alpha == 1.0:
@@ -124,9 +169,8 @@ class DistillationLoss:
     needs_inputs = True  # train_classifier passes the batch's model inputs as ``inputs=``
 
     def __init__(self, teacher: nn.Module, alpha: float = 0.5, temperature: float = 2.0) -> None:
-        check_distillation_settings(alpha, temperature)
+        self.alpha, self.temperature = check_distillation_settings(alpha, temperature)
         self.teacher = teacher.eval().requires_grad_(False)
-        self.alpha, self.temperature = alpha, temperature
 
     def __call__(self, student_logits: torch.Tensor, labels: torch.Tensor,
                  inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -146,8 +190,11 @@ def predict_logits(model: nn.Module, tokenizer, texts: Sequence[str], max_length
     """
     from tqdm.auto import tqdm
 
+    texts = _check_texts(texts)
     if len(texts) == 0:
         raise ValueError("texts is empty: there is nothing to score.")
+    check_max_length(max_length, model, tokenizer)
+    _check_positive_ints(batch_size=batch_size)
     device = next(iter(model.parameters()), torch.empty(0)).device
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length)
     order = np.argsort([len(ids) for ids in encoded["input_ids"]], kind="stable")
@@ -174,6 +221,7 @@ def with_teacher_logits(dataset, teacher_logits: torch.Tensor):
     """``dataset`` with a ``teacher_logits`` column (one row of logits per example), for ``train_student``."""
     if len(teacher_logits) != len(dataset):
         raise ValueError(f"There are {len(teacher_logits)} rows of teacher logits for {len(dataset)} examples.")
+    check_finite_logits(teacher_logits)
     if TEACHER_LOGITS in dataset.column_names:
         dataset = dataset.remove_columns(TEACHER_LOGITS)
     return dataset.add_column(TEACHER_LOGITS, teacher_logits.float().tolist())
@@ -217,7 +265,7 @@ class DistillationTrainer(Trainer):
 
     def __init__(self, *args: Any, teacher: nn.Module | None = None, alpha: float = 0.5,
                  temperature: float = 2.0, **kwargs: Any) -> None:
-        check_distillation_settings(alpha, temperature)
+        alpha, temperature = check_distillation_settings(alpha, temperature)
         if _has_frozen_config(kwargs.get("model")):
             kwargs["model"] = _StudentForTrainer(kwargs["model"])
         super().__init__(*args, **kwargs)
@@ -250,6 +298,8 @@ class DistillationTrainer(Trainer):
             with torch.no_grad():
                 teacher_logits = _logits_of(self.teacher(**features))
         loss = distillation_loss(student_logits, teacher_logits, inputs["labels"], self.alpha, self.temperature)
+        if model.training:
+            check_finite_loss(loss.item(), self.state.global_step + 1, self._get_learning_rate())
         return (loss, SequenceClassifierOutput(loss=loss, logits=student_logits)) if return_outputs else loss
 
 
@@ -266,17 +316,22 @@ def train_student(student: nn.Module, tokenizer, train_dataset, *, alpha: float,
     """
     from transformers import DataCollatorWithPadding, TrainingArguments
 
-    check_distillation_settings(alpha, temperature)
-    columns = list(getattr(train_dataset, "column_names", []) or [])
-    missing = [c for c in (TEXT_COLUMN, LABEL_COLUMN) if c not in columns]
-    if missing:
-        raise ValueError(f"The training dataset has no {missing} column(s); its columns are {columns}.")
+    alpha, temperature = check_distillation_settings(alpha, temperature)
+    check_classification_dataset(train_dataset, model_num_labels(student), "training dataset")
+    columns = list(train_dataset.column_names)
+    check_max_length(max_length, student, tokenizer)
+    check_tokenizer_fits_model(tokenizer, student)
+    _check_positive_ints(batch_size=batch_size)
+    _check_positive_numbers(epochs=epochs, learning_rate=learning_rate)
+    _check_texts(train_dataset[TEXT_COLUMN])
+    if TEACHER_LOGITS in columns:
+        check_finite_logits(torch.tensor(train_dataset[TEACHER_LOGITS]))
     if teacher is None and TEACHER_LOGITS not in columns and alpha < 1.0:
         raise ValueError(f"Distillation (alpha < 1) needs the teacher: pass teacher=... or add a "
                          f"'{TEACHER_LOGITS}' column with with_teacher_logits().")
     tokenized = train_dataset.map(lambda b: tokenizer(b[TEXT_COLUMN], truncation=True, max_length=max_length),
                                   batched=True, remove_columns=[TEXT_COLUMN])
-    if TEACHER_LOGITS not in tokenized.column_names:  # labels only: the loss never reads the teacher
+    if teacher is None and TEACHER_LOGITS not in tokenized.column_names:  # labels only (alpha = 1)
         tokenized = with_teacher_logits(tokenized, torch.zeros(len(tokenized), model_num_labels(student) or 2))
     with tempfile.TemporaryDirectory() as scratch:
         args = TrainingArguments(**{
@@ -425,8 +480,12 @@ def measure_speed(model: nn.Module, tokenizer, texts: Sequence[str], max_length:
     ``throughput``: examples per second in batches of ``batch_size`` over ``throughput_batches`` batches.
     Each is the median over ``repeats`` timed passes, after ``warmup`` untimed ones.
     """
-    if repeats < 1 or warmup < 0:
-        raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats} and {warmup}.")
+    _check_positive_ints(repeats=repeats, latency_examples=latency_examples, throughput_batches=throughput_batches,
+                         batch_size=batch_size)
+    if isinstance(warmup, bool) or not isinstance(warmup, numbers.Integral) or warmup < 0:
+        raise ValueError(f"warmup must be an integer >= 0 (untimed passes), got {warmup!r}.")
+    check_max_length(max_length, model, tokenizer)
+    texts = _check_texts(texts)
     needed = max(latency_examples, throughput_batches * batch_size)
     if len(texts) < needed:
         raise ValueError(f"measure_speed needs at least {needed} texts, got {len(texts)}.")

@@ -25,6 +25,8 @@ def class_counts(labels: Sequence[int], num_labels: int) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.ndim != 1 or labels.size == 0:
         raise ValueError(f"labels must be a non-empty 1-D sequence of label ids, got shape {labels.shape}.")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be integer label ids, got dtype {labels.dtype} (map names to ids first).")
     if labels.min() < 0 or labels.max() >= num_labels:
         raise ValueError(f"labels must lie in 0..{num_labels - 1}, found {labels.min()}..{labels.max()}.")
     counts = np.bincount(labels, minlength=num_labels)
@@ -62,8 +64,8 @@ class FocalLoss(nn.Module):
 
     def __init__(self, gamma: float = 2.0, weight: Tensor | None = None) -> None:
         super().__init__()
-        if gamma < 0:
-            raise ValueError(f"gamma must be ≥ 0, got {gamma}.")
+        if not 0 <= gamma < np.inf:
+            raise ValueError(f"gamma must be a finite number ≥ 0 (0 = cross-entropy), got {gamma}.")
         self.gamma = gamma
         self.register_buffer("weight", None if weight is None else torch.as_tensor(weight, dtype=torch.float32))
 
@@ -82,6 +84,8 @@ class FocalLoss(nn.Module):
 def weighted_cross_entropy(weight: Tensor):
     """A ``loss_fn(logits, labels)`` for ``train_classifier``: cross-entropy with per-class weights."""
     weight = torch.as_tensor(weight, dtype=torch.float32)
+    if weight.dim() != 1 or not torch.isfinite(weight).all() or (weight <= 0).any():
+        raise ValueError(f"weight must be one positive finite number per class, got {weight.tolist()}.")
 
     def loss_fn(logits: Tensor, labels: Tensor) -> Tensor:
         return F.cross_entropy(logits.float(), labels, weight=weight.to(logits.device))
@@ -94,6 +98,9 @@ def balanced_sampler(labels: Sequence[int], num_labels: int, num_samples: int | 
     """Random over-sampling: draws examples with replacement so that every class is equally likely."""
     labels = np.asarray(labels)
     counts = class_counts(labels, num_labels)
+    if num_samples is not None and (isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer))
+                                    or num_samples < 1):
+        raise ValueError(f"num_samples must be a positive integer or None (= len(labels)), got {num_samples!r}.")
     weights = torch.as_tensor(1.0 / counts[labels], dtype=torch.double)
     generator = torch.Generator().manual_seed(seed)
     return WeightedRandomSampler(weights, num_samples=num_samples or len(labels), replacement=True,
@@ -116,7 +123,7 @@ def best_threshold(y_true: Sequence[int], scores: Sequence[float], min_recall: f
     recall is at least ``min_recall``. Returns ``(threshold, precision, recall)`` at that threshold.
     Predict positive where ``score >= threshold``.
     """
-    y, s = np.asarray(y_true), np.asarray(scores, dtype=float)
+    y, s = np.asarray(y_true), _finite_scores(scores)
     if y.shape != s.shape or y.ndim != 1:
         raise ValueError(f"y_true and scores must be 1-D of equal length, got {y.shape} and {s.shape}.")
     if not set(np.unique(y)) <= {0, 1} or y.sum() == 0:
@@ -174,19 +181,33 @@ def prior_splits(dataset, sizes: dict[str, int], minority_fraction: float, minor
 # Binary metrics, fast enough to bootstrap (the minority class is label 1)
 
 
-def _binary_arrays(y_true, other) -> tuple[np.ndarray, np.ndarray]:
+def _finite_scores(scores) -> np.ndarray:
+    s = np.asarray(scores, dtype=float)
+    if not np.isfinite(s).all():
+        raise ValueError(f"scores must be finite numbers; position {int(np.flatnonzero(~np.isfinite(s))[0])} holds "
+                         f"{s[~np.isfinite(s)][0].item()}. Check the model's outputs for NaN/inf.")
+    return s
+
+
+def _binary_arrays(y_true, other, other_name: str = "y_pred") -> tuple[np.ndarray, np.ndarray]:
+    """``y_true`` as booleans and ``other``: 0/1 predictions (as booleans) or, for "scores", finite floats."""
     y, o = np.asarray(y_true), np.asarray(other)
     if y.shape != o.shape or y.ndim != 1 or y.size == 0:
         raise ValueError(f"Expected two 1-D arrays of equal, non-zero length; got {y.shape} and {o.shape}.")
     if not np.isin(y, (0, 1)).all():
         raise ValueError("y_true must be binary (0/1), the minority class being 1.")
-    return y.astype(bool), o
+    if other_name == "scores":
+        return y.astype(bool), _finite_scores(o)
+    if not np.isin(o, (0, 1)).all():
+        bad = o[~np.isin(o, (0, 1))][0].item()
+        raise ValueError(f"y_pred must hold predicted labels 0/1, got {bad!r}. For scores or probabilities, "
+                         "threshold them first: (scores >= threshold).astype(int).")
+    return y.astype(bool), o.astype(bool)
 
 
 def minority_f1(y_true, y_pred) -> float:
     """F1 of class 1 (0 when it is neither predicted nor present): ``f1_score(..., zero_division=0)``."""
     y, p = _binary_arrays(y_true, y_pred)
-    p = p.astype(bool)
     tp = np.count_nonzero(y & p)
     denominator = y.sum() + p.sum()
     return float(2 * tp / denominator) if denominator else 0.0
@@ -195,17 +216,17 @@ def minority_f1(y_true, y_pred) -> float:
 def macro_f1(y_true, y_pred) -> float:
     """The mean of the two classes' F1: ``f1_score(..., average="macro", zero_division=0)`` for 0/1 labels."""
     y, p = _binary_arrays(y_true, y_pred)
-    return (minority_f1(y, p.astype(int)) + minority_f1(~y, ~p.astype(bool))) / 2
+    return (minority_f1(y, p) + minority_f1(~y, ~p)) / 2
 
 
 def average_precision(y_true, scores) -> float:
     """Area under the precision-recall curve as scikit-learn's ``average_precision_score``:
     Σ (R_n − R_{n−1}) P_n over the distinct score thresholds, highest first."""
-    y, s = _binary_arrays(y_true, scores)
+    y, s = _binary_arrays(y_true, scores, "scores")
     if not y.any():
         return 0.0
-    order = np.argsort(-np.asarray(s, dtype=float), kind="mergesort")
-    s_sorted, y_sorted = np.asarray(s, dtype=float)[order], y[order]
+    order = np.argsort(-s, kind="mergesort")
+    s_sorted, y_sorted = s[order], y[order]
     last_of_ties = np.r_[np.flatnonzero(np.diff(s_sorted)), len(s_sorted) - 1]
     tp = np.cumsum(y_sorted)[last_of_ties]
     precision = tp / (last_of_ties + 1)
@@ -217,7 +238,7 @@ def binary_report(y_true, y_pred, scores) -> dict[str, float]:
     """Minority (class 1) precision, recall and F1, macro-F1, PR-AUC (from ``scores``, the minority
     class's probability) and accuracy."""
     y, p = _binary_arrays(y_true, y_pred)
-    p = p.astype(bool)
+    _binary_arrays(y_true, scores, "scores")
     tp = np.count_nonzero(y & p)
     return {"precision": tp / p.sum() if p.sum() else 0.0, "recall": tp / y.sum() if y.sum() else 0.0,
             "f1": minority_f1(y, p), "macro_f1": macro_f1(y, p), "pr_auc": average_precision(y, scores),

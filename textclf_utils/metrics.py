@@ -47,10 +47,12 @@ def check_probabilities(y_prob: np.ndarray, n: int, num_labels: int) -> np.ndarr
     prob = np.asarray(y_prob, dtype=float)
     if prob.shape != (n, num_labels):
         raise ValueError(f"y_prob must have shape (examples, classes) = ({n}, {num_labels}), got {prob.shape}.")
-    if (prob < 0).any() or not np.allclose(prob.sum(axis=1), 1.0, atol=1e-4):
-        worst = int(np.argmax(np.abs(prob.sum(axis=1) - 1.0)))
+    bad = ~(prob >= 0).all(axis=1) | ~(np.abs(prob.sum(axis=1) - 1.0) <= 1e-4)  # NaN counts as bad
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
         raise ValueError(f"Each row of y_prob must be a probability distribution (non-negative, summing to 1); "
-                         f"row {worst} sums to {prob[worst].sum():.4f}. Did you pass logits? Apply softmax first.")
+                         f"row {row} sums to {prob[row].sum():.4f} and its smallest value is {prob[row].min():.4f}. "
+                         "Did you pass logits? Apply softmax first.")
     return prob
 
 
@@ -115,9 +117,17 @@ class Interval:
         return f"{self.estimate:.4f} [{self.low:.4f}, {self.high:.4f}]"
 
 
+def _check_bootstrap(n_resamples: int, confidence: float) -> None:
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
+        raise ValueError(f"n_resamples must be a positive integer (e.g. 2000), got {n_resamples!r}.")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be a fraction in (0, 1), e.g. 0.95, got {confidence!r}.")
+
+
 def bootstrap_interval(metric: Metric, y_true, y_pred, n_resamples: int = 2000, confidence: float = 0.95,
                        seed: int = 0) -> Interval:
     """Percentile bootstrap interval of ``metric(y_true, y_pred)``, resampling examples (``scipy.stats.bootstrap``)."""
+    _check_bootstrap(n_resamples, confidence)
     true, pred = np.asarray(y_true), np.asarray(y_pred)
     if true.shape != pred.shape or true.ndim != 1 or len(true) < 2:
         raise ValueError(f"y_true and y_pred must be 1-D, of equal length ≥ 2; got {true.shape} and {pred.shape}.")
@@ -131,6 +141,7 @@ def bootstrap_interval(metric: Metric, y_true, y_pred, n_resamples: int = 2000, 
 def paired_bootstrap_difference(metric: Metric, y_true, pred_a, pred_b, n_resamples: int = 2000,
                                 confidence: float = 0.95, seed: int = 0) -> Interval:
     """Interval of ``metric(a) − metric(b)`` on the same resampled examples (a paired comparison)."""
+    _check_bootstrap(n_resamples, confidence)
     true, a, b = (np.asarray(x) for x in (y_true, pred_a, pred_b))
     if not (true.shape == a.shape == b.shape) or true.ndim != 1:
         raise ValueError(f"y_true, pred_a and pred_b must be 1-D of equal length, got {true.shape}, {a.shape}, {b.shape}.")
@@ -169,13 +180,13 @@ def mcnemar_test(y_true, pred_a, pred_b) -> McNemarResult:
 
 def reliability_table(y_true, y_prob, n_bins: int = 10) -> pd.DataFrame:
     """Top-label confidence in ``n_bins`` equal-width bins: mean confidence, accuracy and count per bin."""
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}.")
     prob = np.asarray(y_prob, dtype=float)
     if prob.ndim != 2:
         raise ValueError(f"y_prob must have shape (examples, classes), got {prob.shape}.")
     true, _ = check_labels(y_true, None, prob.shape[1])
     prob = check_probabilities(prob, len(true), prob.shape[1])
-    if n_bins < 1:
-        raise ValueError(f"n_bins must be at least 1, got {n_bins}.")
     confidence, predicted = prob.max(axis=1), prob.argmax(axis=1)
     bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
     rows = []
@@ -206,8 +217,8 @@ def check_logits(logits) -> np.ndarray:
 
 def softmax_with_temperature(logits, temperature: float = 1.0) -> np.ndarray:
     """softmax(logits / T) row by row."""
-    if temperature <= 0:
-        raise ValueError(f"The temperature must be positive, got {temperature}.")
+    if not 0 < temperature < np.inf:
+        raise ValueError(f"The temperature must be a positive finite number, got {temperature}.")
     return special.softmax(check_logits(logits) / temperature, axis=1)
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from torch import nn
 
 from .config import set_seed
-from .models import load_classifier, load_saved_classifier
+from .models import check_tokenizer_files, load_classifier, load_saved_classifier
 from .recipes import FinetuneRecipe, finetune_recipe, finetuning_data
-from .training import LABEL_COLUMN, TrainingResult, train_classifier
+from .training import LABEL_COLUMN, TrainingResult, check_tokenizer_fits_model, train_classifier
 
 ARTIFACTS_ENV = "TEXTCLF_ARTIFACTS_DIR"
 
@@ -61,17 +61,53 @@ def store_finetuned_classifier(recipe: FinetuneRecipe, tokenizer, model: nn.Modu
     return target
 
 
+class ModelCacheError(RuntimeError):
+    """The cache of fine-tuned models cannot be used as it is: the message says what to delete or set."""
+
+
+def check_cache_entry(folder: Path) -> None:
+    """Raise ``ModelCacheError`` before any training if ``folder``'s entry could not be stored: the cache
+    folder is not writable, or a folder stands there without the ``training.json`` a stored entry has."""
+    if folder.exists() and not (folder / "training.json").is_file():
+        raise ModelCacheError(
+            f"The cache entry {folder} is incomplete (no training.json): it was not written by this cache, or "
+            f"was copied without it. Delete that folder (shutil.rmtree({str(folder)!r})) and run again.")
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        Path(tempfile.mkdtemp(dir=folder.parent, prefix=".write-test-")).rmdir()
+    except OSError as err:
+        raise ModelCacheError(
+            f"The model cache {folder.parent} is not writable ({err}), so a model trained now could not be kept. "
+            f"Set {ARTIFACTS_ENV} (or pass cache_dir=) to a folder you can write to.") from err
+
+
+def load_cached_classifier(folder: Path):
+    """``(tokenizer, model)`` from a cache entry; ``ModelCacheError`` saying what to delete if it is damaged."""
+    from safetensors import SafetensorError
+
+    try:
+        check_tokenizer_files(folder)
+        tokenizer, model = load_saved_classifier(folder)
+        check_tokenizer_fits_model(tokenizer, model)
+    except (OSError, ValueError, SafetensorError) as err:
+        raise ModelCacheError(f"The cached model {folder} is damaged and cannot be loaded ({err}). Delete that "
+                              f"folder (shutil.rmtree({str(folder)!r})) and run again to train it anew.") from err
+    return tokenizer, model.eval()
+
+
 def get_finetuned_classifier(dataset_name: str, profile=None, *, cache_dir: Path | None = None,
                              progress: bool = True):
     """``(tokenizer, model)`` fine-tuned on ``dataset_name`` with the course's recipe for ``profile``.
 
     Loaded from the cache (see ``artifacts_dir``) when there; otherwise trained with ``train_classifier``
     (the recipe notebook 03 uses), stored atomically, and returned. Keyed by dataset, model, profile and
-    recipe, so notebooks 04-06 each run standalone and share one trained model.
+    recipe, so notebooks 04-06 each run standalone and share one trained model. Before training, the
+    cache is checked to be writable and free of an incomplete entry (``ModelCacheError`` otherwise).
     """
     recipe = finetune_recipe(dataset_name, profile)
     folder = finetuned_model_dir(recipe, cache_dir)
     if not (folder / "training.json").is_file():
+        check_cache_entry(folder)
         data = finetuning_data(recipe)
         set_seed(recipe.seed)
         tokenizer, model = load_classifier(recipe.model, data["train"].features[LABEL_COLUMN].names,
@@ -82,4 +118,4 @@ def get_finetuned_classifier(dataset_name: str, profile=None, *, cache_dir: Path
         result = train_classifier(model, tokenizer, data["train"], data["validation"], progress=progress,
                                   **recipe.loop_arguments())
         store_finetuned_classifier(recipe, tokenizer, model, result, cache_dir=cache_dir)
-    return load_saved_classifier(folder)
+    return load_cached_classifier(folder)

@@ -85,10 +85,31 @@ def describe_model(name: str | None) -> str:
     return HUB_MODELS.get(name, f"local model at {name}")
 
 
+# A saved tokenizer holds at least one of these (WordPiece, byte-level BPE, SentencePiece, or the fast JSON).
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer.model", "spiece.model",
+                   "sentencepiece.bpe.model")
+
+
+def check_tokenizer_files(source: str | Path) -> None:
+    """Raise ``ValueError`` if ``source`` is a local model folder with no tokenizer vocabulary in it.
+
+    transformers would otherwise build a 5-token stand-in vocabulary: every word becomes ``[UNK]``
+    and a classifier trained on it silently learns nothing but the majority class.
+    """
+    folder = Path(source).expanduser()
+    if folder.is_dir() and not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise ValueError(
+            f"{folder} holds a model but no tokenizer (none of {', '.join(TOKENIZER_FILES)}). Save the tokenizer "
+            "beside the model (tokenizer.save_pretrained(folder)), or copy its files from the model it was "
+            "fine-tuned from (for the packaged model: textclf_utils.models.packaged_model_path()).")
+
+
 def load_tokenizer(name: str | None = None, fallback_to_packaged: bool = False):
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(resolve_model(name, fallback_to_packaged))
+    source = resolve_model(name, fallback_to_packaged)
+    check_tokenizer_files(source)
+    return AutoTokenizer.from_pretrained(source)
 
 
 def load_classifier(
@@ -117,6 +138,7 @@ def load_classifier(
     if pooling == "mean" and AutoConfig.from_pretrained(source).model_type != "bert":
         raise ValueError(f"pooling='mean' is written for BERT-architecture models; {name!r} is not one. "
                          "Use pooling='cls'.")
+    check_tokenizer_files(source)
     tokenizer = AutoTokenizer.from_pretrained(source)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "newly initialised classifier" report is expected here

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
@@ -100,10 +101,37 @@ def check_max_length(max_length: int, model: nn.Module, tokenizer: Any = None) -
                          f"(its position embeddings stop there); use max_length <= {limit}.")
 
 
+def check_tokenizer_fits_model(tokenizer: Any, model: nn.Module) -> None:
+    """Raise ``ValueError`` unless ``tokenizer``'s vocabulary fits ``model``'s token embeddings.
+
+    A tokenizer with more tokens than the embedding table gives ids the model cannot look up; one with
+    far fewer (e.g. the 5-token stand-in transformers builds for a folder without tokenizer files) maps
+    every word to ``[UNK]``, and training silently ends at majority-class accuracy.
+    """
+    get_embeddings = getattr(model, "get_input_embeddings", None)
+    rows = getattr(get_embeddings() if callable(get_embeddings) else None, "num_embeddings", None)
+    try:
+        size = len(tokenizer)
+    except TypeError:
+        return
+    if not isinstance(rows, int):
+        return
+    if size > rows or size < rows // 2:
+        raise ValueError(f"The tokenizer has {size} tokens but the model's embedding table {rows} rows: they do not "
+                         "belong together. Load the tokenizer saved with the model (tokenizer.save_pretrained() "
+                         "into the model's folder), or the one of the model it was fine-tuned from.")
+
+
 def _check_positive(**values: float) -> None:
     for name, value in values.items():
-        if value is None or not value > 0:
-            raise ValueError(f"{name} must be positive, got {value!r}.")
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{name} must be a positive finite number, got {value!r}.")
+
+
+def _check_positive_int(**values: int | None) -> None:
+    for name, value in values.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
+            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,7 +287,8 @@ def evaluate_classifier(model: nn.Module, tokenizer, dataset, batch_size: int = 
     """
     check_classification_dataset(dataset, model_num_labels(model), "evaluation dataset")
     check_max_length(max_length, model, tokenizer)
-    _check_positive(batch_size=batch_size)
+    check_tokenizer_fits_model(tokenizer, model)
+    _check_positive_int(batch_size=batch_size)
     device = _resolve_device(device)
     model.to(device)
     features = tokenize_dataset(dataset, tokenizer, max_length)
@@ -350,11 +379,15 @@ def train_classifier(
     if eval_dataset is not None:
         check_classification_dataset(eval_dataset, num_labels, "evaluation dataset")
     check_max_length(max_length, model, tokenizer)
-    _check_positive(epochs=epochs, learning_rate=learning_rate, batch_size=batch_size)
-    if max_steps is not None:
-        _check_positive(max_steps=max_steps)
+    check_tokenizer_fits_model(tokenizer, model)
+    _check_positive(epochs=epochs, learning_rate=learning_rate)
+    _check_positive_int(batch_size=batch_size, max_steps=max_steps, eval_batch_size=eval_batch_size)
     if not 0 <= warmup_ratio < 1:
         raise ValueError(f"warmup_ratio must be in [0, 1), got {warmup_ratio}.")
+    if not (isinstance(weight_decay, numbers.Real) and 0 <= weight_decay < math.inf):
+        raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}.")
+    if max_grad_norm is not None:
+        _check_positive(max_grad_norm=max_grad_norm)
 
     set_seed(seed)
     device = _resolve_device(device)
@@ -399,6 +432,8 @@ def train_classifier(
                 loss = compute_loss(logits.float(), batch["labels"], inputs=batch)
             else:
                 loss = compute_loss(logits.float(), batch["labels"])
+            loss_value = loss.item()
+            check_finite_loss(loss_value, step + 1, scheduler.get_last_lr()[0])
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -414,7 +449,7 @@ def train_classifier(
                 optimizer.step()
             scheduler.step()
             step += 1
-            step_losses.append(loss.item())
+            step_losses.append(loss_value)
             epoch_losses.append(step_losses[-1])
             epoch_samples += len(batch["labels"])
             real_tokens += int(batch["attention_mask"].sum())
@@ -459,6 +494,15 @@ def train_classifier(
         steps=step, precision=amp.name,
         padding_fraction=1 - real_tokens / padded_tokens if padded_tokens else 0.0, final_eval=final_eval,
     )
+
+
+def check_finite_loss(loss: float, step: int, learning_rate: float) -> None:
+    """Raise ``FloatingPointError`` if the loss is NaN or infinite: the run would go on learning nothing."""
+    if not math.isfinite(loss):
+        raise FloatingPointError(
+            f"The training loss is {loss} at step {step} (learning rate {learning_rate:.3g}); training was stopped "
+            "there. Lower the learning rate, check the inputs and any teacher logits for NaN/inf, or train in "
+            "full precision (mixed_precision=False).")
 
 
 def epoch_fraction(step: int, steps_per_epoch: int) -> float:
