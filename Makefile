@@ -1,6 +1,7 @@
 # The course's commands (see README.md):
 #   make lab     set up (once) and open JupyterLab on notebooks/   (NO_BROWSER=1 on a headless server)
-#   make test    set up (once), then the unit tests and every notebook under nbval, smoke profile, offline
+#   make test    set up (once), then the unit tests and every notebook under nbval, offline: the smoke profile,
+#                then the gpu-cpu rehearsal (the gpu profile's code paths at smoke sizes, bf16 autocast on the CPU)
 #   make course  execute every notebook and solution headless in PROFILE (default cpu) into build/executed/
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,7 +9,7 @@ PORT ?= 8888
 PROFILE ?= cpu
 OFFLINE_SMOKE := HF_HUB_OFFLINE=1 TEXTCLF_PROFILE=smoke
 
-.PHONY: setup lab test unit-tests notebook-tests course
+.PHONY: setup lab test unit-tests notebook-tests gpu-cpu-tests course
 setup: $(VENV)/.textclf-installed
 
 $(VENV)/.textclf-installed: requirements.txt pyproject.toml scripts/setup_env.sh
@@ -18,13 +19,17 @@ lab: setup
 	$(PY) -m jupyterlab --notebook-dir=notebooks --port=$(PORT) $(if $(NO_BROWSER),--no-browser) \
 	    $(if $(filter 0,$(shell id -u)),--allow-root)
 
-test: unit-tests notebook-tests
+test: unit-tests notebook-tests gpu-cpu-tests
 
 unit-tests: setup
 	$(OFFLINE_SMOKE) $(PY) -m pytest tests
 
 notebook-tests: setup
 	$(OFFLINE_SMOKE) $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
+	    --nbval-cell-timeout=900 notebooks
+
+gpu-cpu-tests: setup
+	HF_HUB_OFFLINE=1 TEXTCLF_PROFILE=gpu-cpu $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
 	    --nbval-cell-timeout=900 notebooks
 
 course: setup

@@ -45,7 +45,7 @@ def run_notebook(path: Path, output: Path, timeout: int) -> tuple[bool, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("prefixes", nargs="*", help="run only notebooks whose file names start with these")
-    parser.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "gpu"])
+    parser.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "gpu", "gpu-cpu"])
     parser.add_argument("--output-dir", type=Path, help="default: build/executed/<profile>/")
     parser.add_argument("--in-place", action="store_true", help="overwrite the notebooks in notebooks/")
     parser.add_argument("--solutions", action="store_true", help="also run notebooks/solutions/ (after the lessons)")
