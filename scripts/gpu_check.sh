@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
+command -v "$PY" >/dev/null || { echo "No $PY: run 'make setup' first, or set PY." >&2; exit 1; }
 if ! "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
   echo "No CUDA GPU on this machine: scripts/gpu_check.sh runs only where one is." >&2
   exit 0
