@@ -255,3 +255,15 @@ def test_hosted_runtimes_are_detected(monkeypatch):
     assert config.hosted_runtime() == "kaggle"
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     assert config.hosted_runtime() == "colab"
+
+
+def test_train_student_trains_in_the_mixed_precision_of_the_loop(tiny_bert, tokenizer, monkeypatch):
+    from datasets import Dataset
+
+    seen = []
+    monkeypatch.setattr(distill.DistillationTrainer, "train", lambda self, *a, **k: seen.append(self.args))
+    monkeypatch.setenv("TEXTCLF_PROFILE", "gpu-cpu")  # the rehearsal: bf16 autocast on the CPU, as on a GPU
+    data = Dataset.from_dict({"text": ["a good film", "bad"], "label": [1, 0]})
+    distill.train_student(tiny_bert, tokenizer, data, alpha=1.0, temperature=1.0, epochs=1, learning_rate=1e-3,
+                          batch_size=2, max_length=8, progress=False)
+    assert seen and seen[0].bf16 and not seen[0].fp16
