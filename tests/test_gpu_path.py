@@ -267,3 +267,18 @@ def test_train_student_trains_in_the_mixed_precision_of_the_loop(tiny_bert, toke
     distill.train_student(tiny_bert, tokenizer, data, alpha=1.0, temperature=1.0, epochs=1, learning_rate=1e-3,
                           batch_size=2, max_length=8, progress=False)
     assert seen and seen[0].bf16 and not seen[0].fp16
+
+
+def test_a_student_trained_in_mixed_precision_computes_in_float32_afterwards(tokenizer, monkeypatch):
+    from datasets import Dataset
+    from transformers import BertConfig, BertForSequenceClassification
+
+    monkeypatch.setenv("TEXTCLF_PROFILE", "gpu-cpu")  # bf16 autocast in training, as on a GPU
+    student = BertForSequenceClassification(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
+                                                       num_attention_heads=2, intermediate_size=64))
+    data = Dataset.from_dict({"text": ["a good film", "bad"] * 4, "label": [1, 0] * 4})
+    distill.train_student(student, tokenizer, data, alpha=1.0, temperature=1.0, epochs=1, learning_rate=1e-3,
+                          batch_size=4, max_length=8, progress=False)
+    monkeypatch.delenv("TEXTCLF_PROFILE")
+    inputs = tokenizer(["a good film"], return_tensors="pt")
+    assert distill.quantize_int8(student)(**inputs).logits.dtype == torch.float32  # failed: bf16 into int8 layers

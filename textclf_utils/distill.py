@@ -264,6 +264,13 @@ class DistillationTrainer(Trainer):
         return (loss, SequenceClassifierOutput(loss=loss, logits=student_logits)) if return_outputs else loss
 
 
+def without_autocast_wrapper(trainer: Trainer) -> nn.Module:
+    """The trainer's model with its forward restored: for bf16/fp16 the ``Trainer`` (through accelerate) wraps
+    the model's ``forward`` in autocast, and the wrapper would stay on the trained model and on its copies
+    (a quantized copy then receives bf16 activations on the CPU and fails)."""
+    return trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+
+
 def train_student(student: nn.Module, tokenizer, train_dataset, *, alpha: float, temperature: float,
                   epochs: float, learning_rate: float, batch_size: int, max_length: int,
                   teacher: nn.Module | None = None, warmup_ratio: float = 0.1, weight_decay: float = 0.01,
@@ -309,6 +316,7 @@ def train_student(student: nn.Module, tokenizer, train_dataset, *, alpha: float,
         if not progress:  # no bar, and no printed log lines either
             trainer.remove_callback(PrinterCallback)
         trainer.train()
+        without_autocast_wrapper(trainer)
     student.eval()
     return [{"step": e["step"], "epoch": e["epoch"], "loss": e["loss"]}
             for e in trainer.state.log_history if "loss" in e]

@@ -131,6 +131,7 @@ def train_with_trainer(model: nn.Module, tokenizer, train_dataset, eval_dataset,
         compute_metrics=classification_metrics,
     )
     trainer.train()
+    trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)  # drop the autocast wrapper
     return trainer, trainer_history(trainer.state.log_history)
 
 
