@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
@@ -28,7 +29,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
-from .config import get_device, set_seed
+from .config import PROFILE_ENV, PROFILES, get_device, set_seed
 
 TEXT_COLUMN = "text"
 LABEL_COLUMN = "label"
@@ -177,9 +178,6 @@ def gpu_has_native_bf16() -> bool:
 def autocast_forced_on_cpu() -> bool:
     """True in the ``gpu-cpu`` rehearsal (``TEXTCLF_PROFILE=gpu-cpu``): bf16 autocast on the CPU, so that
     the mixed-precision code of the gpu profile runs in CI."""
-    import os
-
-    from .config import PROFILE_ENV, PROFILES
 
     key = os.environ.get(PROFILE_ENV, "").strip().lower().replace("_", "-")
     return key in PROFILES and PROFILES[key].autocast_on_cpu
@@ -221,8 +219,6 @@ def loader_settings(device: torch.device | str) -> dict[str, Any]:
     worker processes on CUDA; none on a CPU, where workers only compete with the model for cores."""
     if torch.device(device).type != "cuda":
         return {}
-    import os
-
     workers = min(2, max(0, (os.cpu_count() or 1) - 1))
     return {"pin_memory": True, "num_workers": workers, "persistent_workers": workers > 0}
 
