@@ -43,6 +43,9 @@ def test_the_trainer_and_the_students_follow_the_same_choice(monkeypatch, tmp_pa
     args = trainer_arguments(str(tmp_path), epochs=1, learning_rate=1e-4, batch_size=8, cuda=False,
                              bf16_supported=False)
     assert not args.bf16 and not args.fp16  # a CPU, no rehearsal: full precision
+    monkeypatch.setenv("TEXTCLF_PROFILE", "gpu-cpu")  # the rehearsal: bf16 on the CPU needs use_cpu
+    args = trainer_arguments(str(tmp_path), epochs=1, learning_rate=1e-4, batch_size=8, cuda=False)
+    assert args.bf16 and args.use_cpu
 
 
 # ---- notebook 06: an autocast path against an fp32 path needs the dtype's tolerance

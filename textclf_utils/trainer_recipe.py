@@ -43,7 +43,8 @@ def trainer_arguments(output_dir: str, *, epochs: float, learning_rate: float, b
     ``cuda`` and ``bf16_supported`` default to what this machine has (they can be given for tests).
     In transformers v5 length grouping is ``train_sampling_strategy="group_by_length"`` (the v4
     ``group_by_length=True`` flag is gone). Launched by torchrun/accelerate on a machine without CUDA,
-    the processes train data-parallel on the CPU (gloo): the Trainer needs ``use_cpu=True`` for that.
+    the processes train data-parallel on the CPU (gloo): the Trainer needs ``use_cpu=True`` for that, and for
+    bf16 on a CPU (the gpu-cpu rehearsal).
     """
     from transformers import TrainingArguments
 
@@ -77,7 +78,7 @@ def trainer_arguments(output_dir: str, *, epochs: float, learning_rate: float, b
         disable_tqdm=not progress,
         dataloader_pin_memory=cuda,
         dataloader_num_workers=loader_settings("cuda" if cuda else "cpu").get("num_workers", 0),
-        use_cpu=not cuda and several_processes,
+        use_cpu=not cuda and (several_processes or amp.dtype is not None),
     )
     settings.update(overrides)
     return TrainingArguments(**settings)
