@@ -329,9 +329,14 @@ def test_the_mirror_comes_before_the_hub(mirror, fake_hub, monkeypatch):
     assert calls == []
 
 
-def test_a_failing_hub_falls_back_to_the_archive(mirror, fake_hub, empty_cache, monkeypatch):
+@pytest.mark.parametrize("fault", ["missing", "changed"])
+def test_a_failing_hub_falls_back_to_the_archive(fault, mirror, fake_hub, empty_cache, monkeypatch):
     _, frames = fake_hub
-    frames.clear()  # every Hub split missing
+    key = ("ucirvine/sms_spam", None, "train")
+    if fault == "missing":
+        del frames[key]
+    else:
+        frames[key] = frames[key].select(range(100))
     body = (mirror / "sms_spam" / "SMSSpamCollection").read_bytes()
     with _Server({"/sms.zip": _zip({"SMSSpamCollection": body})}) as server:
         _point_at(monkeypatch, "sms_spam", server.url, "/sms.zip")
