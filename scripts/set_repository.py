@@ -1,7 +1,7 @@
 """Write the course's repository address and pinned release into every copy, from pyproject.toml.
 
     python scripts/set_repository.py                                   # re-sync every copy
-    python scripts/set_repository.py --url https://github.com/you/fork --ref main   # a fork: one command
+    python scripts/set_repository.py --url https://github.com/<you>/<fork> --ref main   # a fork: one command
 
 The one source is pyproject.toml: ``[project.urls] Repository`` and ``[tool.textclf-course] ref`` (a tag
 or a commit). This rewrites, idempotently:
