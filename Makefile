@@ -1,6 +1,8 @@
 # The course's commands (see README.md):
 #   make lab     set up (once) and open JupyterLab on notebooks/   (NO_BROWSER=1 on a headless server)
-#   make test    set up (once), then the unit tests and every notebook under nbval, smoke profile, offline
+#   make test    set up (once), then the unit tests and every notebook under nbval, offline: the smoke profile,
+#                then the gpu-cpu rehearsal of notebooks 03-06 (the gpu profile's code paths at smoke sizes, bf16
+#                autocast on the CPU; GPU_CPU_NOTEBOOKS=notebooks for all of them)
 #   make course  execute every notebook and solution headless in PROFILE (default cpu) into build/executed/
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,7 +10,7 @@ PORT ?= 8888
 PROFILE ?= cpu
 OFFLINE_SMOKE := HF_HUB_OFFLINE=1 TEXTCLF_PROFILE=smoke
 
-.PHONY: setup lab test unit-tests notebook-tests course
+.PHONY: setup lab test unit-tests notebook-tests gpu-cpu-tests course
 setup: $(VENV)/.textclf-installed
 
 $(VENV)/.textclf-installed: requirements.txt pyproject.toml scripts/setup_env.sh
@@ -18,7 +20,7 @@ lab: setup
 	$(PY) -m jupyterlab --notebook-dir=notebooks --port=$(PORT) $(if $(NO_BROWSER),--no-browser) \
 	    $(if $(filter 0,$(shell id -u)),--allow-root)
 
-test: unit-tests notebook-tests
+test: unit-tests notebook-tests gpu-cpu-tests
 
 unit-tests: setup
 	$(OFFLINE_SMOKE) $(PY) -m pytest tests
@@ -26,6 +28,12 @@ unit-tests: setup
 notebook-tests: setup
 	$(OFFLINE_SMOKE) $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
 	    --nbval-cell-timeout=900 notebooks
+
+# The notebooks whose gpu profile differs from smoke (gpu recipes and branches): 00-02 have none.
+GPU_CPU_NOTEBOOKS ?= $(wildcard notebooks/0[3-6]_*.ipynb notebooks/solutions/0[3-6]_*.ipynb)
+gpu-cpu-tests: setup
+	HF_HUB_OFFLINE=1 TEXTCLF_PROFILE=gpu-cpu $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
+	    --nbval-cell-timeout=900 $(GPU_CPU_NOTEBOOKS)
 
 course: setup
 	$(PY) scripts/run_course.py --profile $(PROFILE) --solutions

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("prefixes", nargs="*", help="run only notebooks whose file names start with these")
     parser.add_argument("--profile", default=os.environ.get("TEXTCLF_PROFILE") or "cpu",
-                        choices=["smoke", "cpu", "gpu"], help="default: $TEXTCLF_PROFILE, else cpu")
+                        choices=["smoke", "cpu", "gpu", "gpu-cpu"], help="default: $TEXTCLF_PROFILE, else cpu")
     parser.add_argument("--output-dir", type=Path, help="default: build/executed/<profile>/")
     parser.add_argument("--in-place", action="store_true", help="overwrite the notebooks in notebooks/")
     parser.add_argument("--solutions", action="store_true", help="also run notebooks/solutions/ (after the lessons)")

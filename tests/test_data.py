@@ -467,3 +467,114 @@ def test_unwritable_cache_says_which_variable_to_set(empty_cache, monkeypatch):
     monkeypatch.setattr(data, "_download", refuse)
     with pytest.raises(data.DataUnavailableError, match="not writable.*TEXTCLF_CACHE_DIR"):
         data.locate_files("sms_spam")
+
+
+# The Hugging Face Hub as the first source, with a fake load_dataset over local parquet files
+
+def _hub_frames(mirror: Path) -> dict[tuple[str, str | None, str], object]:
+    """Each Hub split the registry names, as the Hub lays it out (its column names, ClassLabel ids, a
+    trailing newline), built from the mirror's files in their order (the Hub's builders kept it)."""
+    from datasets import ClassLabel, Dataset, Features, Value
+
+    frames = {}
+    for spec in data.DATASETS.values():
+        for file in spec.files:
+            texts, labels = data.read_rows(mirror / spec.name / file.name, spec)
+            rows = list(zip(texts, labels))
+            hub = file.hub
+            features = Features({hub.text_column: Value("string"), hub.label_column: ClassLabel(names=list(spec.label_names))})
+            frames[(hub.repo, hub.config, hub.split)] = Dataset.from_dict(
+                {hub.text_column: [f"{t} \n" for t, _ in rows],
+                 hub.label_column: [spec.label_names.index(l) for _, l in rows]}, features=features)
+    return frames
+
+
+@pytest.fixture
+def fake_hub(mirror, tmp_path, monkeypatch):
+    """``datasets.load_dataset`` answering the registry's Hub ids from local parquet files; the Hub
+    counts as reachable. Returns the list of calls and the frames (to corrupt one)."""
+    import datasets
+
+    real_load = datasets.load_dataset
+    frames = _hub_frames(mirror)
+    calls = []
+
+    def load_dataset(repo, config=None, split=None, **kwargs):
+        calls.append((repo, config, split))
+        key = (repo, config, split)
+        if key not in frames:
+            raise FileNotFoundError(f"no such Hub dataset split {key}")
+        path = tmp_path / "hub" / f"{repo.replace('/', '_')}-{config}-{split}.parquet"
+        path.parent.mkdir(exist_ok=True)
+        frames[key].to_parquet(str(path))
+        return real_load("parquet", data_files=str(path), split="train")
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    monkeypatch.setattr(data, "hub_is_reachable", lambda *a, **k: True)
+    return calls, frames
+
+
+@pytest.mark.parametrize("name", ["sst2", "sms_spam", "emotion"])
+def test_hub_download_gives_the_mirrors_content(name, mirror, fake_hub, empty_cache, monkeypatch):
+    calls, _ = fake_hub
+    from_hub = data.load_course_dataset(name)
+    assert {f.hub.split for f in data.DATASETS[name].files} == {split for _, _, split in calls}
+    for file in data.DATASETS[name].files:  # cached in the original layout, verified by content
+        assert data._verified(empty_cache / name / file.name, file, data.DATASETS[name])
+    monkeypatch.setenv("TEXTCLF_DATA_DIR", str(mirror))
+    from_mirror = data.load_course_dataset(name)
+    assert list(from_hub) == list(from_mirror)
+    for split in from_mirror:  # the same rows, so the same splits
+        assert from_hub[split]["text"] == from_mirror[split]["text"]
+        assert from_hub[split]["label"] == from_mirror[split]["label"]
+
+
+def test_changed_hub_content_is_refused_and_never_cached(fake_hub, empty_cache):
+    _, frames = fake_hub
+    key = ("dair-ai/emotion", "split", "validation")
+    frames[key] = frames[key].select(range(1, len(frames[key])))  # one row short
+    with pytest.raises(data.ChecksumError, match="1,999 rows"):
+        data.load_course_dataset("emotion")
+    assert not (empty_cache / "emotion" / "val.txt").exists()
+    assert _no_partial_files(empty_cache)
+
+
+def test_the_mirror_comes_before_the_hub(mirror, fake_hub, monkeypatch):
+    calls, _ = fake_hub
+    monkeypatch.setenv("TEXTCLF_DATA_DIR", str(mirror))
+    data.load_course_dataset("emotion")
+    assert calls == []
+
+
+@pytest.mark.parametrize("fault", ["missing", "changed"])
+def test_a_failing_hub_falls_back_to_the_archive(fault, mirror, fake_hub, empty_cache, monkeypatch):
+    _, frames = fake_hub
+    key = ("ucirvine/sms_spam", None, "train")
+    if fault == "missing":
+        del frames[key]
+    else:
+        frames[key] = frames[key].select(range(100))
+    body = (mirror / "sms_spam" / "SMSSpamCollection").read_bytes()
+    with _Server({"/sms.zip": _zip({"SMSSpamCollection": body})}) as server:
+        _point_at(monkeypatch, "sms_spam", server.url, "/sms.zip")
+        assert len(data.load_course_dataset("sms_spam", seed=0)["train"]) > 4000
+
+
+def test_mirror_files_match_the_published_fingerprints(mirror):
+    for spec in data.DATASETS.values():
+        for file in spec.files:
+            texts, labels = data.read_rows(mirror / spec.name / file.name, spec)
+            assert (len(texts), data.content_fingerprint(texts, labels)) == (file.rows, file.fingerprint), file.name
+
+
+def test_fingerprint_ignores_layout_but_not_content():
+    base = data.content_fingerprint(["a  good film ", "bad"], ["positive", "negative"])
+    assert data.content_fingerprint(["bad\n", "a good film"], ["negative", "positive"]) == base
+    assert data.content_fingerprint(["a good film", "bad"], ["negative", "negative"]) != base
+    assert data.content_fingerprint(["a good movie", "bad"], ["positive", "negative"]) != base
+
+
+def test_no_source_points_to_dropbox():
+    urls = [f.url or "" for spec in data.DATASETS.values() for f in spec.files]
+    assert urls and not any("dropbox" in url.lower() for url in urls)
+    assert all(f.hub.repo for spec in data.DATASETS.values() for f in spec.files)

@@ -28,9 +28,12 @@ def test_environment_yml_pins_the_same_packages():
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
     conda_pins = {}
     for line in pip_section:
+        if line.startswith("-"):  # a pip option, such as the CPU index of PyTorch
+            continue
         name, _, version = line.partition("==")
         conda_pins[name.lower().replace("_", "-")] = version
     assert conda_pins == _requirements()
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in pip_section  # no CUDA build on a laptop
     assert any(str(d).startswith("python=") for d in env["dependencies"])
 
 

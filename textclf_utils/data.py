@@ -6,7 +6,12 @@ Files are looked up in this order:
 1. ``$TEXTCLF_DATA_DIR/<dataset>/<file>`` (a mirror folder, e.g. for a classroom with no internet);
 2. the download cache (``$TEXTCLF_CACHE_DIR``, else the repository's ``data/`` folder, else
    ``~/.cache/textclf_utils``);
-3. a download from the public source, verified by SHA-256 and written to the cache atomically.
+3. a download, written to the cache atomically: from the Hugging Face Hub with ``datasets.load_dataset``
+   first, else from the original archive where it still works.
+
+Files are verified by content, not bytes: each has a published row count and a fingerprint, the SHA-256
+of its normalised ``(text, label name)`` rows (whitespace collapsed, rows sorted), so that the Hub's copy
+and the original file agree whatever their formatting and order.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import csv
 import hashlib
 import http.client
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -28,6 +34,8 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+from .config import hub_is_reachable
 
 DATA_DIR_ENV = "TEXTCLF_DATA_DIR"
 CACHE_DIR_ENV = "TEXTCLF_CACHE_DIR"
@@ -47,13 +55,36 @@ class ChecksumError(ValueError):
 
 
 @dataclass(frozen=True)
+class HubSplit:
+    """One split of a Hugging Face Hub dataset, loaded with ``datasets.load_dataset(repo, config, split=...)``."""
+
+    repo: str
+    split: str
+    config: str | None = None
+    text_column: str = "text"
+    label_column: str = "label"
+
+
+@dataclass(frozen=True)
 class SourceFile:
-    """One file of a dataset: where it lives in the mirror/cache, and where it comes from."""
+    """One file of a dataset: its name in the mirror/cache, its content, and where it comes from."""
 
     name: str  # path relative to the dataset's folder, e.g. "train.tsv"
-    sha256: str
-    url: str  # a direct file, or a zip archive holding it
+    rows: int  # the published number of rows (header excluded)
+    fingerprint: str  # SHA-256 of the normalised (text, label name) rows; see ``content_fingerprint``
+    hub: HubSplit  # the first source
+    url: str | None = None  # the second source: a direct file, or a zip archive holding it
     member: str | None = None  # the file's path inside the zip archive, when ``url`` is one
+
+
+@dataclass(frozen=True)
+class FileFormat:
+    """How a dataset's files are laid out: one example a line, text and label separated by ``sep``."""
+
+    sep: str
+    label_first: bool
+    header: str | None = None  # the first line, when the files have one
+    label_ids: bool = False  # labels written as class ids (else as names)
 
 
 @dataclass(frozen=True)
@@ -63,6 +94,7 @@ class DatasetSpec:
     label_names: tuple[str, ...]
     files: tuple[SourceFile, ...]
     build: Callable[[Path, "DatasetSpec", int], DatasetDict]
+    file_format: FileFormat
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,7 +224,9 @@ def _build_emotion(folder: Path, spec: DatasetSpec, seed: int) -> DatasetDict:
 
 _GLUE_SST2 = "https://dl.fbaipublicfiles.com/glue/data/SST-2.zip"
 _UCI_SMS = "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip"
-_EMOTION = "https://www.dropbox.com/s/{key}/{file}?dl=1"
+_HUB_SST2 = "stanfordnlp/sst2"
+_HUB_SMS = "ucirvine/sms_spam"
+_HUB_EMOTION = "dair-ai/emotion"
 
 DATASETS: dict[str, DatasetSpec] = {
     "sst2": DatasetSpec(
@@ -201,50 +235,95 @@ DATASETS: dict[str, DatasetSpec] = {
                      "sentences; validation = 1,000 whole training sentences, their sub-phrases removed from train"),
         label_names=("negative", "positive"),
         files=(
-            SourceFile("train.tsv", "48eac26399f8456935f81dd9e3a745c1430adb6c62e233ccfe22db4a0d15d1d1",
-                       _GLUE_SST2, "SST-2/train.tsv"),
-            SourceFile("dev.tsv", "54a9c12c77e402fc14d6a66a506f24d999f596b0176eb777c972cccc2f9cc4b0",
-                       _GLUE_SST2, "SST-2/dev.tsv"),
+            SourceFile("train.tsv", 67_349, "989ebe8df6434ee1da2b52f10d2fb3bf65b24eff82fa27e1bd36f31c4152e93e",
+                       HubSplit(_HUB_SST2, "train", text_column="sentence"), _GLUE_SST2, "SST-2/train.tsv"),
+            SourceFile("dev.tsv", 872, "9fba67a4735718dfa9b6531f2b31cf187ad83fcdd5eb80705c773a213f9f0093",
+                       HubSplit(_HUB_SST2, "validation", text_column="sentence"), _GLUE_SST2, "SST-2/dev.tsv"),
         ),
         build=_build_sst2,
+        file_format=FileFormat(sep="\t", label_first=False, header="sentence\tlabel", label_ids=True),
     ),
     "sms_spam": DatasetSpec(
         name="sms_spam",
         description="SMS Spam Collection v.1: 5,160 unique messages (12.4 % spam), split 80/10/10 by label",
         label_names=("ham", "spam"),
         files=(
-            SourceFile("SMSSpamCollection", "7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d",
-                       _UCI_SMS, "SMSSpamCollection"),
+            SourceFile("SMSSpamCollection", 5_574,
+                       "e662d3cbb41419650000164b67e635a99360156c1f6c8f2fc347fbd8bea4b25e",
+                       HubSplit(_HUB_SMS, "train", text_column="sms"), _UCI_SMS, "SMSSpamCollection"),
         ),
         build=_build_sms_spam,
+        file_format=FileFormat(sep="\t", label_first=True),
     ),
     "emotion": DatasetSpec(
         name="emotion",
         description="emotion (CARER) tweets, 6 classes: train 16,000 / validation 2,000 / test 2,000",
         label_names=("sadness", "joy", "love", "anger", "fear", "surprise"),
-        files=(
-            SourceFile("train.txt", "3ab03d945a6cb783d818ccd06dafd52d2ed8b4f62f0f85a09d7d11870865b190",
-                       _EMOTION.format(key="1pzkadrvffbqw6o", file="train.txt")),
-            SourceFile("val.txt", "34faaa31962fe63cdf5dbf6c132ef8ab166c640254ab991af78f3aea375e79ef",
-                       _EMOTION.format(key="2mzialpsgf9k5l3", file="val.txt")),
-            SourceFile("test.txt", "60f531690d20127339e7f054edc299a82c627b5ec0dd5d552d53d544e0cfcc17",
-                       _EMOTION.format(key="ikkqxfdbdec3fuj", file="test.txt")),
+        files=(  # the authors' Dropbox links are dead since 2022: the Hub is the only source
+            SourceFile("train.txt", 16_000,
+                       "b6fa467fd335067f191227d3d8975a6217ed32bc5aadc7f63732a096a2d80f40",
+                       HubSplit(_HUB_EMOTION, "train", "split")),
+            SourceFile("val.txt", 2_000,
+                       "56bb508b344e0e7e33296afc10406ff798416dd9be655517678598815b5aefc5",
+                       HubSplit(_HUB_EMOTION, "validation", "split")),
+            SourceFile("test.txt", 2_000,
+                       "429aca9250c1956c5d0a6b06851bc1fca305723dafa8030f199061d68032fc77",
+                       HubSplit(_HUB_EMOTION, "test", "split")),
         ),
         build=_build_emotion,
+        file_format=FileFormat(sep=";", label_first=False),
     ),
 }
 
 
 # ---------------------------------------------------------------------------------------------
-# Finding, verifying and downloading files
+# Verifying content
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def normalise_text(text: str) -> str:
+    """``text`` with every run of whitespace made one space and the ends stripped."""
+    return " ".join(text.split())
+
+
+def content_fingerprint(texts: Sequence[str], labels: Sequence[str]) -> str:
+    """SHA-256 of the rows ``normalised text <TAB> label name``, sorted: the same for any file layout,
+    row order, line endings or whitespace, different for any changed text or label."""
+    rows = sorted(f"{normalise_text(t)}\t{label}" for t, label in zip(texts, labels))
+    return hashlib.sha256("\n".join(rows).encode("utf-8")).hexdigest()
+
+
+def read_rows(path: Path, spec: DatasetSpec) -> tuple[list[str], list[str]]:
+    """The ``(texts, label names)`` of one of ``spec``'s files, in file order."""
+    fmt = spec.file_format
+    texts, labels = _parse(path, fmt.sep, label_first=fmt.label_first, header=fmt.header is not None)
+    if fmt.label_ids:
+        bad = sorted({label for label in labels if not (label.isdigit() and int(label) < len(spec.label_names))})
+        if bad:
+            raise ChecksumError(f"{path} has labels {bad[:5]} that are not class ids of {spec.name}.")
+        labels = [spec.label_names[int(label)] for label in labels]
+    return texts, labels
+
+
+def _verified(path: Path, file: SourceFile, spec: DatasetSpec, origin: str | None = None) -> Path:
+    """``path`` if its rows are the published ones (count and fingerprint); else ``ChecksumError``
+    naming ``origin`` (default: the path)."""
+    try:
+        texts, labels = read_rows(path, spec)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ChecksumError(f"{origin or path} cannot be read as {spec.name}/{file.name}: {err}") from err
+    fingerprint = content_fingerprint(texts, labels)
+    if len(texts) != file.rows or fingerprint != file.fingerprint:
+        raise ChecksumError(
+            f"{origin or path} is corrupt or not the published {spec.name}/{file.name}: it has {len(texts):,} rows "
+            f"(expected {file.rows:,}) and the SHA-256 of its normalised rows is {fingerprint} (expected "
+            f"{file.fingerprint}). It was refused (not used, not cached); replace it with the original "
+            "(see data/README.md)."
+        )
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding and downloading files
 
 
 def cache_dir() -> Path:
@@ -257,16 +336,31 @@ def cache_dir() -> Path:
     return Path.home() / ".cache" / "textclf_utils"
 
 
-def _verified(path: Path, file: SourceFile, origin: str | None = None) -> Path:
-    """``path`` if its SHA-256 is the published one; else ``ChecksumError`` naming ``origin`` (default: path)."""
-    actual = sha256_of(path)
-    if actual != file.sha256:
-        raise ChecksumError(
-            f"{origin or path} is corrupt or not the published file {file.name}: its SHA-256 is {actual}, "
-            f"expected {file.sha256}. It was refused (not used, not cached); replace it with the original "
-            "(see data/README.md)."
-        )
-    return path
+def load_hub_rows(hub: HubSplit, spec: DatasetSpec) -> tuple[list[str], list[str]]:
+    """``(texts, label names)`` of one Hub split, read with ``datasets.load_dataset``."""
+    import datasets
+
+    split = datasets.load_dataset(hub.repo, hub.config, split=hub.split)
+    feature = split.features[hub.label_column]
+    labels = split[hub.label_column]
+    names = [feature.int2str(int(label)) for label in labels] if hasattr(feature, "int2str") else \
+        [str(label) for label in labels]
+    unknown = sorted(set(names) - set(spec.label_names))
+    if unknown:
+        raise ChecksumError(f"{hub.repo} ({hub.split}) has labels {unknown[:5]} that {spec.name} does not know.")
+    return list(split[hub.text_column]), names
+
+
+def _write_rows(path: Path, texts: Sequence[str], labels: Sequence[str], spec: DatasetSpec) -> None:
+    """Write rows in ``spec``'s file format: texts stripped, tabs and line breaks inside them made spaces
+    (so each row stays one line), other whitespace kept as the source has it."""
+    fmt = spec.file_format
+    lines = [fmt.header] if fmt.header is not None else []
+    for text, label in zip(texts, labels):
+        value = str(spec.label_names.index(label)) if fmt.label_ids else label
+        text = re.sub(r"[\t\r\n]", " ", text.strip())
+        lines.append(f"{value}{fmt.sep}{text}" if fmt.label_first else f"{text}{fmt.sep}{value}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def _remove_stale_partials(folder: Path) -> None:
@@ -278,48 +372,83 @@ def _remove_stale_partials(folder: Path) -> None:
                 shutil.rmtree(stale, ignore_errors=True)
 
 
-def _download(file: SourceFile, target: Path) -> None:
-    """Download ``file`` to ``target``, verified, atomically: nothing half-written is ever left there.
+def _fetch_url(file: SourceFile, target: Path) -> None:
+    """Download ``file.url`` (and extract ``file.member``) to ``target``. Each read may wait
+    ``DOWNLOAD_TIMEOUT_S``; the whole download may take ``DOWNLOAD_DEADLINE_S``."""
+    from tqdm.auto import tqdm
 
-    Each read may wait ``DOWNLOAD_TIMEOUT_S``; the whole download may take ``DOWNLOAD_DEADLINE_S``.
-    """
+    fetched = target.parent / "download"
+    deadline = time.monotonic() + DOWNLOAD_DEADLINE_S
+    with urllib.request.urlopen(file.url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        with open(fetched, "wb") as out, tqdm(total=total, unit="B", unit_scale=True,
+                                               desc=f"downloading {file.name}") as bar:
+            for block in iter(lambda: response.read(1 << 16), b""):
+                out.write(block)
+                bar.update(len(block))
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the download of {file.url} took more than {DOWNLOAD_DEADLINE_S:g} s "
+                                       f"({out.tell()} bytes so far)")
+        if total is not None and fetched.stat().st_size != total:
+            raise OSError(f"download of {file.url} stopped after {fetched.stat().st_size} of {total} bytes")
+    if file.member is None:
+        os.replace(fetched, target)
+        return
+    with zipfile.ZipFile(fetched) as archive, archive.open(file.member) as src, open(target, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+
+
+_DOWNLOAD_ERRORS = (urllib.error.URLError, http.client.HTTPException, OSError, zipfile.BadZipFile, KeyError)
+
+
+def _download(file: SourceFile, spec: DatasetSpec, target: Path) -> None:
+    """Fetch ``file`` into ``target``: from the Hub when it is reachable, else from ``file.url``. Verified
+    by content, written atomically: nothing half-written or unverified is ever left there."""
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_partials(target.parent)
+    failures = []
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".partial-") as tmp:
-        fetched = Path(tmp) / "download"
-        from tqdm.auto import tqdm
-
-        deadline = time.monotonic() + DOWNLOAD_DEADLINE_S
-        with urllib.request.urlopen(file.url, timeout=DOWNLOAD_TIMEOUT_S) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with open(fetched, "wb") as out, tqdm(total=total, unit="B", unit_scale=True,
-                                                   desc=f"downloading {file.name}") as bar:
-                for block in iter(lambda: response.read(1 << 16), b""):
-                    out.write(block)
-                    bar.update(len(block))
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"the download of {file.url} took more than {DOWNLOAD_DEADLINE_S:g} s "
-                                           f"({out.tell()} bytes so far)")
-            if total is not None and fetched.stat().st_size != total:
-                raise OSError(f"download of {file.url} stopped after {fetched.stat().st_size} of {total} bytes")
-        if file.member is not None:
-            extracted = Path(tmp) / "member"
-            with zipfile.ZipFile(fetched) as archive, archive.open(file.member) as src, open(extracted, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-            fetched = extracted
-        _verified(fetched, file, origin=f"The download of {file.name} from {file.url}")
+        fetched = Path(tmp) / file.name.replace("/", "_")
+        if hub_is_reachable():
+            try:
+                _write_rows(fetched, *load_hub_rows(file.hub, spec), spec)
+                _verified(fetched, file, spec, origin=f"The Hub's {file.hub.repo} ({file.hub.split} split)")
+                os.replace(fetched, target)
+                return
+            except ChecksumError:
+                if file.url is None:  # no second source: the changed content is the answer
+                    raise
+                failures.append(f"{file.hub.repo}: its rows are not the published ones")
+            except Exception as err:  # datasets raises many kinds; the archive is the second chance
+                failures.append(f"{file.hub.repo}: {type(err).__name__}: {err}")
+        else:
+            failures.append("the Hugging Face Hub is not reachable")
+        if file.url is None:
+            raise DataUnavailableError("; ".join(failures))
+        try:
+            _fetch_url(file, fetched)
+        except _DOWNLOAD_ERRORS as err:
+            failures.append(f"{file.url}: {err}")
+            raise DataUnavailableError("; ".join(failures)) from err
+        _verified(fetched, file, spec, origin=f"The download of {file.name} from {file.url}")
         os.replace(fetched, target)
+
+
+def _sources(file: SourceFile) -> str:
+    hub = f"the Hub's {file.hub.repo}" + (f" (config {file.hub.config!r}" if file.hub.config else " (") + \
+        f" split {file.hub.split!r})"
+    archive = f", or {file.url}" + (f" member {file.member}" if file.member else "") if file.url else ""
+    return hub + archive
 
 
 def _missing_files_message(spec: DatasetSpec, reason: str) -> str:
     mirror = os.environ.get(DATA_DIR_ENV)
     lines = [
         f"The {spec.name} dataset is not available here ({reason}).",
-        "Put these files (byte-exact copies of the public originals) in a folder and point "
+        "Put these files in a folder and point "
         f"{DATA_DIR_ENV} at it, or put them in the cache folder {cache_dir() / spec.name}:",
     ]
-    lines += [f"  {spec.name}/{f.name}  (from {f.url}{' member ' + f.member if f.member else ''}; sha256 {f.sha256})"
-              for f in spec.files]
+    lines += [f"  {spec.name}/{f.name}  ({f.rows:,} rows, from {_sources(f)})" for f in spec.files]
     if mirror:
         lines.append(f"{DATA_DIR_ENV} is set to {mirror}, but the files are not there.")
     lines.append("data/README.md lists the sources and licences.")
@@ -327,33 +456,27 @@ def _missing_files_message(spec: DatasetSpec, reason: str) -> str:
 
 
 def locate_files(name: str, download: bool = True) -> Path:
-    """The folder holding ``name``'s verified files, downloading them into the cache if needed."""
+    """The folder holding ``name``'s verified files: the mirror, else the cache, else downloaded into it."""
     spec = get_spec(name)
     mirror = os.environ.get(DATA_DIR_ENV)
     if mirror:
         folder = Path(mirror).expanduser() / spec.name
         if all((folder / f.name).is_file() for f in spec.files):
             for f in spec.files:
-                _verified(folder / f.name, f)
+                _verified(folder / f.name, f, spec)
             return folder
     folder = cache_dir() / spec.name
     for f in spec.files:
         target = folder / f.name
         reason = "downloads are switched off"
         if target.is_file():
-            if sha256_of(target) == f.sha256:
-                continue
-            target.unlink()  # a corrupt cached copy can never be used: remove it, then fetch it again
-            reason = f"the cached copy {target} was corrupt (wrong SHA-256) and has been deleted"
+            _verified(target, f, spec)
+            continue
         if not download or os.environ.get(OFFLINE_ENV, "") not in {"", "0"}:
             raise DataUnavailableError(_missing_files_message(spec, reason))
         try:
-            _download(f, target)
-        except PermissionError as err:
-            raise DataUnavailableError(
-                f"The cache folder {folder} is not writable ({err}). Set {CACHE_DIR_ENV} to a folder you can "
-                f"write to, or put the files in a mirror folder and set {DATA_DIR_ENV}.") from err
-        except (urllib.error.URLError, http.client.HTTPException, OSError, zipfile.BadZipFile, KeyError) as err:
+            _download(f, spec, target)
+        except DataUnavailableError as err:
             raise DataUnavailableError(_missing_files_message(spec, f"download failed: {err}")) from err
     return folder
 

@@ -34,8 +34,9 @@ from torch import nn
 from transformers import PrinterCallback, Trainer
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from .training import (LABEL_COLUMN, MODEL_INPUTS, TEXT_COLUMN, check_classification_dataset, check_finite_loss,
-                       check_max_length, check_tokenizer_fits_model, model_num_labels)
+from .training import (LABEL_COLUMN, MODEL_INPUTS, TEXT_COLUMN, AmpSettings, amp_settings, autocast,
+                       check_classification_dataset, check_finite_loss, check_max_length, check_tokenizer_fits_model,
+                       loader_settings, model_num_labels, module_device)
 
 TEACHER_LOGITS = "teacher_logits"
 
@@ -175,18 +176,22 @@ class DistillationLoss:
     def __call__(self, student_logits: torch.Tensor, labels: torch.Tensor,
                  inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         features = _model_inputs(inputs)
-        self.teacher.to(next(iter(features.values())).device)  # the batch's device (a no-op after the first)
-        with torch.no_grad():
+        device = next(iter(features.values())).device
+        self.teacher.to(device)  # the batch's device (a no-op after the first)
+        with torch.no_grad(), autocast(device, amp_settings(device)):  # the student's precision
             teacher_logits = _logits_of(self.teacher(**features)).float()
         return distillation_loss(student_logits, teacher_logits, labels, self.alpha, self.temperature)
 
 
 @torch.inference_mode()
 def predict_logits(model: nn.Module, tokenizer, texts: Sequence[str], max_length: int, batch_size: int = 64,
-                   progress: bool = False, desc: str = "scoring") -> torch.Tensor:
-    """``model``'s logits ``(len(texts), num_labels)`` on the CPU, in the order of ``texts``.
+                   progress: bool = False, desc: str = "scoring",
+                   device: torch.device | str | None = None) -> torch.Tensor:
+    """``model``'s logits ``(len(texts), num_labels)`` on the CPU, in the order of ``texts``, in fp32.
 
-    Texts are scored in batches of similar length (little padding); ``model`` is put in eval mode.
+    The model runs on ``device`` (default: where its weights are; it is moved there if need be), and the
+    batches are put on that same device. Texts are scored in batches of similar length (little padding);
+    ``model`` is put in eval mode.
     """
     from tqdm.auto import tqdm
 
@@ -195,7 +200,8 @@ def predict_logits(model: nn.Module, tokenizer, texts: Sequence[str], max_length
         raise ValueError("texts is empty: there is nothing to score.")
     check_max_length(max_length, model, tokenizer)
     _check_positive_ints(batch_size=batch_size)
-    device = next(iter(model.parameters()), torch.empty(0)).device
+    device = torch.device(device) if device is not None else module_device(model)
+    model.to(device)
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length)
     order = np.argsort([len(ids) for ids in encoded["input_ids"]], kind="stable")
     keys = [k for k in MODEL_INPUTS if k in encoded]
@@ -280,6 +286,11 @@ class DistillationTrainer(Trainer):
                                  f"{student_labels}: give the student num_labels={teacher_labels}.")
             self.teacher = teacher.to(self.args.device).eval().requires_grad_(False)
 
+    def _amp(self) -> AmpSettings:
+        """The mixed precision the student trains in (``bf16``/``fp16`` of the arguments)."""
+        dtype = torch.bfloat16 if self.args.bf16 else torch.float16 if self.args.fp16 else None
+        return AmpSettings(dtype=dtype, use_scaler=dtype == torch.float16)
+
     def _set_signature_columns_if_needed(self) -> None:
         super()._set_signature_columns_if_needed()
         if TEACHER_LOGITS not in self._signature_columns:
@@ -295,12 +306,19 @@ class DistillationTrainer(Trainer):
             if self.teacher is None:
                 raise ValueError("No teacher logits: give the trainer a `teacher` model or add a "
                                  f"'{TEACHER_LOGITS}' column to the data (see with_teacher_logits).")
-            with torch.no_grad():
+            with torch.no_grad(), autocast(self.args.device, self._amp()):  # the student's precision
                 teacher_logits = _logits_of(self.teacher(**features))
         loss = distillation_loss(student_logits, teacher_logits, inputs["labels"], self.alpha, self.temperature)
         if model.training:
             check_finite_loss(loss.item(), self.state.global_step + 1, self._get_learning_rate())
         return (loss, SequenceClassifierOutput(loss=loss, logits=student_logits)) if return_outputs else loss
+
+
+def without_autocast_wrapper(trainer: Trainer) -> nn.Module:
+    """The trainer's model with its forward restored: for bf16/fp16 the ``Trainer`` (through accelerate) wraps
+    the model's ``forward`` in autocast, and the wrapper would stay on the trained model and on its copies
+    (a quantized copy then receives bf16 activations on the CPU and fails)."""
+    return trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
 
 
 def train_student(student: nn.Module, tokenizer, train_dataset, *, alpha: float, temperature: float,
@@ -312,7 +330,8 @@ def train_student(student: nn.Module, tokenizer, train_dataset, *, alpha: float,
     batches) and return the logged training losses, ``[{"step", "epoch", "loss"}, ...]``.
 
     ``train_dataset`` has ``text``, ``label`` and, unless ``teacher`` is given, ``teacher_logits``
-    (see ``with_teacher_logits``). Nothing is checkpointed; the student is left in eval mode.
+    (see ``with_teacher_logits``). Mixed precision as in ``training.amp_settings`` (bf16 on GPUs that have
+    it, else fp16; the teacher runs in it too). Nothing is checkpointed; the student is left in eval mode.
     """
     from transformers import DataCollatorWithPadding, TrainingArguments
 
@@ -333,6 +352,8 @@ def train_student(student: nn.Module, tokenizer, train_dataset, *, alpha: float,
                                   batched=True, remove_columns=[TEXT_COLUMN])
     if teacher is None and TEACHER_LOGITS not in tokenized.column_names:  # labels only (alpha = 1)
         tokenized = with_teacher_logits(tokenized, torch.zeros(len(tokenized), model_num_labels(student) or 2))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    amp = amp_settings(device)
     with tempfile.TemporaryDirectory() as scratch:
         args = TrainingArguments(**{
             "output_dir": output_dir or scratch, "num_train_epochs": epochs, "learning_rate": learning_rate,
@@ -340,13 +361,17 @@ def train_student(student: nn.Module, tokenizer, train_dataset, *, alpha: float,
             "warmup_steps": warmup_ratio, "weight_decay": weight_decay,
             "train_sampling_strategy": "group_by_length", "save_strategy": "no", "eval_strategy": "no",
             "logging_steps": 25, "seed": seed, "data_seed": seed, "report_to": "none",
-            "disable_tqdm": not progress, "use_cpu": not torch.cuda.is_available(), **overrides})
+            "disable_tqdm": not progress, "use_cpu": device == "cpu",
+            "bf16": amp.dtype == torch.bfloat16, "fp16": amp.dtype == torch.float16,
+            "dataloader_pin_memory": device == "cuda",
+            "dataloader_num_workers": loader_settings(device).get("num_workers", 0), **overrides})
         trainer = DistillationTrainer(
             model=student, args=args, train_dataset=tokenized, data_collator=DataCollatorWithPadding(tokenizer),
             teacher=teacher, alpha=alpha, temperature=temperature)
         if not progress:  # no bar, and no printed log lines either
             trainer.remove_callback(PrinterCallback)
         trainer.train()
+        without_autocast_wrapper(trainer)
     student.eval()
     return [{"step": e["step"], "epoch": e["epoch"], "loss": e["loss"]}
             for e in trainer.state.log_history if "loss" in e]
@@ -363,10 +388,12 @@ def every_other_layer(num_layers: int) -> list[int]:
     return list(range(0, num_layers, 2))
 
 
-def layer_dropped_copy(model: nn.Module, keep: Sequence[int] | None = None) -> nn.Module:
+def layer_dropped_copy(model: nn.Module, keep: Sequence[int] | None = None,
+                       device: torch.device | str | None = None) -> nn.Module:
     """A copy of a BERT-family classifier (``config.num_hidden_layers``, ``encoder.layer.<i>.`` weights) with
     only the layers in ``keep`` (default: every other one), renumbered 0, 1, ...; embeddings, pooler and
-    classifier are copied as they are. The original is left untouched."""
+    classifier are copied as they are. The copy is on ``device`` (default: the model's own, so that the two
+    can be compared tensor by tensor). The original is left untouched."""
     config = getattr(model, "config", None)
     num_layers = getattr(config, "num_hidden_layers", None)
     if not isinstance(num_layers, int):
@@ -389,7 +416,7 @@ def layer_dropped_copy(model: nn.Module, keep: Sequence[int] | None = None) -> n
     student_config.num_hidden_layers = len(keep)
     student = type(model)(student_config)
     student.load_state_dict(state, strict=True)
-    return student
+    return student.to(torch.device(device) if device is not None else module_device(model))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ tokenizer and it loads with no internet. Hub ids such as ``bert-base-uncased`` n
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -16,14 +17,19 @@ from .config import hub_is_reachable
 PACKAGED_MODEL = "all-MiniLM-L6-v2"
 PACKAGED_ALIASES = {PACKAGED_MODEL.lower(), "sentence-transformers/all-minilm-l6-v2", "packaged"}
 
-# Hub models the course is written for (any local folder with a config.json works too).
+# Hub models the course describes by name; any other Hub id (e.g. "xlm-roberta-base", "bert-base-chinese")
+# and any local folder with a config.json work too.
 HUB_MODELS = {
     "bert-base-uncased": "BERT-base, English, uncased (110 M parameters)",
     "google-bert/bert-base-uncased": "the same, under its current Hub name",
     "distilbert-base-uncased": "DistilBERT, 6 layers, English, uncased (66 M)",
     "bert-base-multilingual-cased": "multilingual BERT, 104 languages incl. Chinese (178 M)",
     "roberta-base": "RoBERTa-base, English, byte-level BPE (125 M)",
+    "bert-base-chinese": "BERT-base, Chinese characters (102 M)",
+    "xlm-roberta-base": "XLM-RoBERTa-base, 100 languages, SentencePiece (278 M)",
 }
+# A Hub id: "name" or "owner/name" of letters, digits, "-", "_" and "." (the Hub's own rule).
+HUB_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}$")
 
 
 class OfflineModelError(RuntimeError):
@@ -50,8 +56,9 @@ def resolve_model(name: str | None = None, fallback_to_packaged: bool = False) -
     """Return what ``from_pretrained`` should load for ``name``: a local folder or a Hub id.
 
     ``None`` or a packaged alias gives the packaged BERT; a local folder with a ``config.json`` is
-    used as it is; a known Hub id is used when the Hub is reachable. Offline, a Hub id fails at
-    once, or gives the packaged BERT when ``fallback_to_packaged`` is true.
+    used as it is; any Hub id (``name`` or ``owner/name``) is used when the Hub is reachable. Offline, a
+    Hub id fails at once with ``OfflineModelError``, or gives the packaged BERT when
+    ``fallback_to_packaged`` is true.
     """
     if name is None or name.strip().lower() in PACKAGED_ALIASES:
         return str(packaged_model_path())
@@ -60,9 +67,10 @@ def resolve_model(name: str | None = None, fallback_to_packaged: bool = False) -
         if not (local / "config.json").is_file():
             raise ValueError(f"{local} is a folder but holds no config.json, so it is not a saved model.")
         return str(local)
-    if name not in HUB_MODELS:
+    if not HUB_ID.fullmatch(name):
         raise ValueError(
-            f"Unknown model {name!r}. Known models: {', '.join(known_models())}; "
+            f"{name!r} is neither a folder here nor a Hugging Face Hub id (such as 'bert-base-uncased' or "
+            f"'google-bert/bert-base-uncased'). Known models: {', '.join(known_models())}; "
             "or pass the path of a folder saved with save_pretrained()."
         )
     if hub_is_reachable():
@@ -72,8 +80,8 @@ def resolve_model(name: str | None = None, fallback_to_packaged: bool = False) -
         return str(packaged_model_path())
     raise OfflineModelError(
         f"{name} must be downloaded from the Hugging Face Hub, which cannot be reached from here "
-        f"(or HF_HUB_OFFLINE is set). Use the packaged offline BERT instead: model={PACKAGED_MODEL!r} "
-        "(the default)."
+        f"(or HF_HUB_OFFLINE is set). Connect to the internet, or put a copy saved with save_pretrained() in a "
+        f"folder and pass its path, or use the packaged offline BERT: model={PACKAGED_MODEL!r} (the default)."
     )
 
 
@@ -105,11 +113,42 @@ def check_tokenizer_files(source: str | Path) -> None:
 
 
 def load_tokenizer(name: str | None = None, fallback_to_packaged: bool = False):
+    """The tokenizer of the model ``name`` resolves to (pass the model's own name: see ``tokenizer_for``)."""
     from transformers import AutoTokenizer
 
     source = resolve_model(name, fallback_to_packaged)
     check_tokenizer_files(source)
     return AutoTokenizer.from_pretrained(source)
+
+
+def tokenizer_for(model):
+    """The tokenizer saved with ``model`` (a Hugging Face model, loaded from a folder or the Hub): the one
+    pair that always matches, whatever model a profile resolved to."""
+    from transformers import AutoTokenizer
+
+    source = getattr(model, "name_or_path", "") or getattr(getattr(model, "config", None), "_name_or_path", "")
+    if not source:
+        raise ValueError(f"{type(model).__name__} does not say where it was loaded from (no name_or_path): "
+                         "load the tokenizer with load_tokenizer(<the model's name>) instead.")
+    return AutoTokenizer.from_pretrained(source)
+
+
+def check_tokenizer_matches(model, tokenizer) -> None:
+    """Raise ``ValueError`` unless ``tokenizer`` belongs to ``model``: loaded from the same place, and
+    no token id beyond the model's vocabulary. (MiniLM's and bert-base's vocabularies have the same size,
+    so the size alone cannot tell them apart.)"""
+    model_source = getattr(model, "name_or_path", "") or getattr(getattr(model, "config", None), "_name_or_path", "")
+    tokenizer_source = getattr(tokenizer, "name_or_path", "")
+    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+    if isinstance(vocab, int) and len(tokenizer) > vocab:
+        raise ValueError(f"The tokenizer has {len(tokenizer):,} tokens but the model's vocabulary only {vocab:,}: "
+                         "they do not belong together. Load both with load_classifier(name).")
+    if model_source and tokenizer_source and \
+            Path(model_source).expanduser().resolve() != Path(tokenizer_source).expanduser().resolve() and \
+            model_source != tokenizer_source:
+        raise ValueError(f"The model was loaded from {model_source} but the tokenizer from {tokenizer_source}: "
+                         "a model reads only its own tokenizer's ids. Use tokenizer_for(model), or "
+                         "load_tokenizer(<the model's name>).")
 
 
 def load_classifier(

@@ -25,11 +25,17 @@ LEARNING_RATES = {PACKAGED_MODEL: 1e-4, "bert-base-uncased": 2e-5, "google-bert/
 # training rows are short phrases. cpu: 2,000 examples, one epoch, to fit the notebook's CPU budget
 # (both the loop and the Trainer train in it). smoke: batches of 8 and a larger step, so that its 256
 # examples give 32 optimisation steps that move the model. (Notebook 03 shows the measurements.)
+# gpu: sized for about 20 minutes a notebook on a Colab T4 (see gpu_plan): 12,000 sentence-like rows for
+# 2 epochs, which also leaves SST-2 training sentences unused for notebook 06's held-out and transfer sets.
 RECIPE_OVERRIDES: dict[tuple[str, str | None], dict[str, Any]] = {
     ("smoke", None): {"batch_size": 8, "learning_rate": 2e-4},
     ("smoke", "sst2"): {"min_train_words": 10},
     ("cpu", "sst2"): {"min_train_words": 10},
+    ("gpu", None): {"epochs": 2},
+    ("gpu", "sst2"): {"min_train_words": 10, "train_examples": 12_000},
 }
+# The gpu-cpu rehearsal runs the gpu recipe at its scale profile's sizes and step size.
+REHEARSED_FIELDS = ("train_examples", "eval_examples", "epochs", "batch_size", "learning_rate")
 
 
 @dataclass(frozen=True)
@@ -88,7 +94,11 @@ def finetune_recipe(dataset_name: str, profile=None) -> FinetuneRecipe:
         max_length=profile.max_length,
     )
     overrides = {**RECIPE_OVERRIDES.get((profile.name, None), {}), **RECIPE_OVERRIDES.get((profile.name, dataset), {})}
-    return replace(recipe, **overrides)
+    recipe = replace(recipe, **overrides)
+    if profile.rehearsal:
+        scaled = finetune_recipe(dataset, get_profile(profile.scale))
+        recipe = replace(recipe, **{field: getattr(scaled, field) for field in REHEARSED_FIELDS})
+    return recipe
 
 
 def finetuning_data(recipe: FinetuneRecipe):
@@ -106,3 +116,18 @@ def finetuning_data(recipe: FinetuneRecipe):
         if split != "train":
             splits[split] = stratified_subsample(dataset, recipe.eval_examples, recipe.seed)
     return DatasetDict(splits)
+
+
+def unused_training_sentences(recipe: FinetuneRecipe, min_words: int = 5):
+    """SST-2-style training rows of at least ``min_words`` words (and ``recipe.min_train_words``) that none
+    of the recipe's splits holds: sentences for a held-out set or a transfer set that the fine-tuned
+    model has never seen. Raises ``ValueError`` if there are none (a recipe that trains on every row)."""
+    data = load_course_dataset(recipe.dataset, seed=recipe.seed)
+    used = {text for split in finetuning_data(recipe).values() for text in split[TEXT_COLUMN]}
+    least = max(recipe.min_train_words, min_words)
+    texts = data["train"][TEXT_COLUMN]
+    rows = [i for i, text in enumerate(texts) if len(text.split()) >= least and text not in used]
+    if not rows:
+        raise ValueError(f"The {recipe.profile} recipe for {recipe.dataset} uses every training row of at least "
+                         f"{least} words: none is left to hold out. Give it a smaller train_examples.")
+    return data["train"].select(rows)

@@ -12,7 +12,9 @@ import torch
 from torch import nn
 
 from .training import (TEXT_COLUMN, amp_settings, check_classification_dataset, check_max_length,
-                       _check_positive, model_num_labels)
+                       _check_positive, loader_settings, model_num_labels)
+
+
 
 def tokenize_for_trainer(dataset, tokenizer, max_length: int):
     """``dataset`` with the tokenizer's columns added (truncated, unpadded), for ``Trainer``."""
@@ -43,7 +45,8 @@ def trainer_arguments(output_dir: str, *, epochs: float, learning_rate: float, b
     ``cuda`` and ``bf16_supported`` default to what this machine has (they can be given for tests).
     In transformers v5 length grouping is ``train_sampling_strategy="group_by_length"`` (the v4
     ``group_by_length=True`` flag is gone). Launched by torchrun/accelerate on a machine without CUDA,
-    the processes train data-parallel on the CPU (gloo): the Trainer needs ``use_cpu=True`` for that.
+    the processes train data-parallel on the CPU (gloo): the Trainer needs ``use_cpu=True`` for that, and for
+    bf16 on a CPU (the gpu-cpu rehearsal).
     """
     from transformers import TrainingArguments
 
@@ -76,7 +79,8 @@ def trainer_arguments(output_dir: str, *, epochs: float, learning_rate: float, b
         report_to="none",
         disable_tqdm=not progress,
         dataloader_pin_memory=cuda,
-        use_cpu=not cuda and several_processes,
+        dataloader_num_workers=loader_settings("cuda" if cuda else "cpu").get("num_workers", 0),
+        use_cpu=not cuda and (several_processes or amp.dtype is not None),
     )
     settings.update(overrides)
     return TrainingArguments(**settings)
@@ -131,6 +135,19 @@ def train_with_trainer(model: nn.Module, tokenizer, train_dataset, eval_dataset,
         compute_metrics=classification_metrics,
     )
     trainer.train()
+    trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)  # drop the autocast wrapper
     return trainer, trainer_history(trainer.state.log_history)
 
 
+
+
+def accuracy_difference_tolerance(predictions_a, predictions_b, z: float = 3.0) -> float:
+    """How far the accuracies of two models on the same examples may differ by chance alone: ``z`` standard
+    errors of the difference, ``sqrt(d / n)`` for a share ``d`` of the ``n`` examples on which the two
+    disagree (the variance McNemar's test uses), and at least one example's worth. Two fine-tuning runs of
+    one recipe (the plain loop and the ``Trainer``, or two seeds) should agree within it."""
+    a, b = np.asarray(predictions_a), np.asarray(predictions_b)
+    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
+        raise ValueError(f"Expected two equally long, non-empty 1-D arrays of predictions, got {a.shape} and {b.shape}.")
+    disagreement = float((a != b).mean())
+    return max(z * math.sqrt(disagreement / len(a)), 1 / len(a))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
@@ -29,13 +30,14 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
-from .config import get_device, set_seed
+from .config import PROFILE_ENV, PROFILES, get_device, set_seed
 
 TEXT_COLUMN = "text"
 LABEL_COLUMN = "label"
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+PROGRESS_EVERY = 50  # on CUDA, the bar shows the loss every this many steps (reading it waits for the GPU)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,15 +196,34 @@ class AmpSettings:
         return "fp32" if self.dtype is None else str(self.dtype).replace("torch.", "")
 
 
+def gpu_has_native_bf16() -> bool:
+    """Whether the CUDA GPU computes in bf16 natively (Ampere, sm_80, and later). A T4 (sm_75) only
+    emulates it, slowly: ``torch.cuda.is_bf16_supported()`` answers True there unless asked
+    ``including_emulation=False``."""
+    return torch.cuda.is_bf16_supported(including_emulation=False)
+
+
+def autocast_forced_on_cpu() -> bool:
+    """True in the ``gpu-cpu`` rehearsal (``TEXTCLF_PROFILE=gpu-cpu``): bf16 autocast on the CPU, so that
+    the mixed-precision code of the gpu profile runs in CI."""
+
+    key = os.environ.get(PROFILE_ENV, "").strip().lower().replace("_", "-")
+    return key in PROFILES and PROFILES[key].autocast_on_cpu
+
+
 def amp_settings(device: torch.device | str, enabled: bool | None = None,
                  bf16_supported: bool | None = None) -> AmpSettings:
     """Which mixed precision to use. ``enabled=None`` means "on for CUDA, off elsewhere".
 
-    CUDA: bf16 where the GPU supports it (no scaler needed), else fp16 with a ``GradScaler``. CPU (only
-    when ``enabled=True``): bf16, which CPUs with AVX512-BF16 or AMX run faster than fp32.
-    ``bf16_supported`` overrides the hardware's own answer (for tests)."""
+    CUDA: bf16 where the GPU has it natively (no scaler needed), else fp16 with a ``GradScaler`` (a T4).
+    CPU (when ``enabled=True``, or in the gpu-cpu rehearsal): bf16, which CPUs with AVX512-BF16 or AMX run
+    faster than fp32. ``bf16_supported`` overrides the GPU's own answer (for tests)."""
     device = torch.device(device)
-    if enabled is False or (enabled is None and device.type != "cuda"):
+    if enabled is False:
+        return AmpSettings(dtype=None, use_scaler=False)
+    if device.type == "cpu" and autocast_forced_on_cpu():
+        return AmpSettings(dtype=torch.bfloat16, use_scaler=False)
+    if enabled is None and device.type != "cuda":
         return AmpSettings(dtype=None, use_scaler=False)
     if device.type == "cpu":
         return AmpSettings(dtype=torch.bfloat16, use_scaler=False)
@@ -210,10 +231,49 @@ def amp_settings(device: torch.device | str, enabled: bool | None = None,
         raise ValueError(f"Mixed precision is set up for CUDA and the CPU, not {device.type!r}; "
                          "pass mixed_precision=False.")
     if bf16_supported is None:
-        bf16_supported = torch.cuda.is_bf16_supported()
+        bf16_supported = gpu_has_native_bf16()
     if bf16_supported:
         return AmpSettings(dtype=torch.bfloat16, use_scaler=False)
     return AmpSettings(dtype=torch.float16, use_scaler=True)
+
+
+def probability_tolerance(precision: str | torch.dtype | None) -> float:
+    """How far two class probabilities of one model may differ when one was computed in ``precision``
+    (``"fp32"``/``None``, ``"bfloat16"``, ``"float16"``) and the other in fp32: rounding in differently
+    padded batches for fp32 (1e-4), else twice the dtype's machine epsilon (bf16: 0.0156, fp16: 0.002;
+    a bf16 forward pass of the packaged MiniLM moves probabilities by up to 1.6e-3)."""
+    if precision in (None, "fp32", torch.float32, "float32"):
+        return 1e-4
+    dtype = precision if isinstance(precision, torch.dtype) else getattr(torch, str(precision))
+    return 2 * torch.finfo(dtype).eps
+
+
+def loader_settings(device: torch.device | str) -> dict[str, Any]:
+    """``DataLoader`` options that keep a GPU fed: pinned memory (for non-blocking copies) and two
+    worker processes on CUDA; none on a CPU, where workers only compete with the model for cores."""
+    if torch.device(device).type != "cuda":
+        return {}
+    workers = min(2, max(0, (os.cpu_count() or 1) - 1))
+    return {"pin_memory": True, "num_workers": workers, "persistent_workers": workers > 0}
+
+
+def module_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter (or buffer); the CPU for a module with neither."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def assert_on_device(device: torch.device | str, *items: nn.Module | torch.Tensor) -> None:
+    """Raise ``AssertionError`` naming the culprit unless every tensor, and every parameter and buffer of
+    every module, is on ``device`` (``cuda`` matches ``cuda:0``)."""
+    wanted = torch.device(device)
+    for index, item in enumerate(items):
+        tensors = [item] if isinstance(item, torch.Tensor) else [*item.parameters(), *item.buffers()]
+        for tensor in tensors:
+            if tensor.device.type != wanted.type or (wanted.index is not None and tensor.device.index != wanted.index):
+                raise AssertionError(f"item {index} ({type(item).__name__}) has a tensor on {tensor.device}, "
+                                     f"expected {wanted}: move it with .to({str(wanted)!r}) first.")
 
 
 def autocast(device: torch.device, amp: AmpSettings):
@@ -275,6 +335,7 @@ def _evaluate_features(model: nn.Module, features: list[dict[str, Any]], collato
         "predictions": predictions,
         "probabilities": probabilities,
         "labels": labels.numpy(),
+        "precision": amp.name,
     }
 
 
@@ -282,8 +343,9 @@ def evaluate_classifier(model: nn.Module, tokenizer, dataset, batch_size: int = 
                         device: torch.device | str | None = None, progress: bool = False) -> dict[str, Any]:
     """Loss and accuracy of ``model`` on ``dataset``, with its predictions and class probabilities.
 
-    Returns ``{"accuracy", "loss", "predictions", "probabilities", "labels"}`` (arrays in the
-    dataset's order). Mixed precision is used on CUDA, as in training.
+    Returns ``{"accuracy", "loss", "predictions", "probabilities", "labels", "precision"}`` (arrays in
+    the dataset's order). Mixed precision is used on CUDA, as in training (``precision`` says which; compare
+    with an fp32 result within ``probability_tolerance(precision)``). ``model`` is moved to ``device``.
     """
     check_classification_dataset(dataset, model_num_labels(model), "evaluation dataset")
     check_max_length(max_length, model, tokenizer)
@@ -402,7 +464,8 @@ def train_classifier(
     if sampler is None and group_by_length:
         sampler = length_grouped_sampler(train_features, batch_size, generator)
     loader = DataLoader(train_features, batch_size=batch_size, shuffle=sampler is None, sampler=sampler,
-                        collate_fn=collator, generator=generator if sampler is None else None)
+                        collate_fn=collator, generator=generator if sampler is None else None,
+                        **loader_settings(device))
 
     steps_per_epoch = len(loader)
     total_steps = max_steps or math.ceil(epochs * steps_per_epoch)
@@ -421,10 +484,13 @@ def train_classifier(
     model.train()
     bar = tqdm(total=total_steps, desc="training", disable=not progress, unit="step")
     for epoch in range(1, num_epochs + 1):
-        epoch_losses: list[float] = []
+        epoch_losses: list[torch.Tensor] = []  # kept on the device: no GPU-to-CPU sync each step
         epoch_samples = 0
         started = time.perf_counter()
         for batch in _limited(loader, total_steps - step):
+            real_tokens += int(batch["attention_mask"].sum())  # counted on the CPU, before the copy
+            padded_tokens += batch["attention_mask"].numel()
+            epoch_samples += len(batch["labels"])
             batch = _to_device(batch, device)
             with autocast(device, amp):
                 logits = _logits(model, batch)
@@ -432,8 +498,8 @@ def train_classifier(
                 loss = compute_loss(logits.float(), batch["labels"], inputs=batch)
             else:
                 loss = compute_loss(logits.float(), batch["labels"])
-            loss_value = loss.item()
-            check_finite_loss(loss_value, step + 1, scheduler.get_last_lr()[0])
+            if device.type != "cuda" or (step + 1) % PROGRESS_EVERY == 0:  # .item() waits for the GPU
+                check_finite_loss(loss.item(), step + 1, scheduler.get_last_lr()[0])
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -449,20 +515,17 @@ def train_classifier(
                 optimizer.step()
             scheduler.step()
             step += 1
-            step_losses.append(loss_value)
-            epoch_losses.append(step_losses[-1])
-            epoch_samples += len(batch["labels"])
-            real_tokens += int(batch["attention_mask"].sum())
-            padded_tokens += batch["attention_mask"].numel()
+            epoch_losses.append(loss.detach())
             bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{step_losses[-1]:.3f}")
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+            if step % PROGRESS_EVERY == 0 or device.type != "cuda":
+                bar.set_postfix(epoch=epoch, loss=f"{epoch_losses[-1].item():.3f}")
+        epoch_step_losses = torch.stack(epoch_losses).float().cpu().tolist() if epoch_losses else []
+        step_losses.extend(epoch_step_losses)
         seconds = time.perf_counter() - started
         train_seconds += seconds
         samples += epoch_samples
         record = {"epoch": epoch_fraction(step, steps_per_epoch), "step": step,
-                  "train_loss": float(np.mean(epoch_losses)), "learning_rate": scheduler.get_last_lr()[0],
+                  "train_loss": float(np.mean(epoch_step_losses)), "learning_rate": scheduler.get_last_lr()[0],
                   "seconds": seconds, "train_samples_per_second": epoch_samples / seconds}
         if eval_features is not None:
             metrics = _evaluate_features(model, eval_features, eval_collator, eval_batch_size or 2 * batch_size,

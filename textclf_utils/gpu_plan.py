@@ -1,0 +1,105 @@
+"""What each notebook does in the ``gpu`` profile, and how long that takes on a Colab T4 (estimated).
+
+The estimate is published T4 throughput scaled by FLOPs, not a measurement: NVIDIA's T4 datasheet gives
+65 TFLOP/s for fp16 on its tensor cores; fine-tuning a BERT with short, dynamically padded batches uses a
+small share of that (``T4_UTILISATION``), and each optimisation step also costs time for kernel launches
+(``LAUNCH_S``) and for the optimizer, in proportion to the parameters (``OPTIMIZER_S_PER_PARAMETER``). A training step of a model with ``P`` parameters on
+``n`` tokens is ``6 P n`` FLOPs, an evaluation ``2 P n``. Work that notebooks run on the CPU (the speed
+benchmark of notebook 06) is costed at Colab's two CPU cores (``COLAB_CPU_FLOPS``). ``scripts/gpu_check.sh``
+measures the real minutes on a GPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+T4_FP16_PEAK_FLOPS = 65e12  # NVIDIA T4 datasheet, fp16/mixed precision on tensor cores
+T4_UTILISATION = 0.12  # assumed share of the peak a BERT fine-tuning loop reaches with short batches
+LAUNCH_S = 0.015  # assumed fixed cost of one optimisation step: kernel launches, the data loader
+OPTIMIZER_S_PER_PARAMETER = 0.045 / 110e6  # assumed AdamW + clipping cost (memory-bound, ~45 ms for bert-base)
+COLAB_CPU_FLOPS = 50e9  # assumed fp32 rate of Colab's two CPU cores
+SETUP_MINUTES = 1.5  # installing the package, downloading bert-base (440 MB) and the data
+
+# Parameters of the models the gpu profile uses (bert-base-uncased and the students of notebook 06).
+BERT_BASE = 110e6
+BERT_BASE_6_LAYERS = 67e6
+SMALL_ENCODER = 4.4e6
+
+
+@dataclass(frozen=True)
+class Work:
+    """One piece of a notebook's gpu-profile work: ``examples`` passes of ``tokens`` tokens each through a
+    model of ``parameters`` weights, training (``train``) or scoring, on the GPU or Colab's CPU."""
+
+    what: str
+    parameters: float
+    examples: float
+    tokens: float = 32  # mean tokens per example after dynamic padding (SST-2 sentences: about 25-30)
+    batch_size: int = 32
+    train: bool = True
+    on_cpu: bool = False
+
+    def seconds(self) -> float:
+        flops = (6 if self.train else 2) * self.parameters * self.examples * self.tokens
+        if self.on_cpu:
+            return flops / COLAB_CPU_FLOPS
+        steps = self.examples / self.batch_size
+        per_step = LAUNCH_S + OPTIMIZER_S_PER_PARAMETER * self.parameters
+        return flops / (T4_FP16_PEAK_FLOPS * T4_UTILISATION) + (steps * per_step if self.train else 0.0)
+
+
+def _teacher_if_not_cached(notebook: str) -> list[Work]:
+    """Notebooks 04-06 load notebook 03's model from the artifact cache, or train it (2 x 12,000 sentences)."""
+    return [Work(f"{notebook}: the sst2 model, unless notebook 03 cached it", BERT_BASE, 2 * 12_000)]
+
+
+# The gpu profile's work per notebook (the sizes the notebooks and recipes.RECIPE_OVERRIDES set).
+NOTEBOOK_WORK: dict[str, list[Work]] = {
+    "03_finetune_bert": [
+        Work("plain loop, sst2: 12,000 sentences x 2 epochs", BERT_BASE, 2 * 12_000),
+        Work("Trainer, sst2: the same recipe", BERT_BASE, 2 * 12_000),
+        Work("emotion: 16,000 tweets x 2 epochs", BERT_BASE, 2 * 16_000, tokens=28),
+        Work("evaluations (validation each epoch, test)", BERT_BASE, 6 * 2_000 + 4_000, train=False),
+    ],
+    "04_evaluation_metrics": [
+        *_teacher_if_not_cached("04"),
+        Work("emotion model, unless notebook 03 cached it", BERT_BASE, 2 * 16_000, tokens=28),
+        Work("scoring validation and test sets", BERT_BASE, 10_000, train=False),
+    ],
+    "05_imbalanced_data": [
+        Work("sst2 at 5 % positives: 12 recipes x 2 seeds x 3,000 sentences x 2 epochs", BERT_BASE, 24 * 2 * 3_000),
+        Work("sms spam: 3 recipes x 4,128 messages x 2 epochs", BERT_BASE, 3 * 2 * 4_128, tokens=40),
+        Work("evaluations", BERT_BASE, 24 * 4_600 + 3 * 1_000, train=False),
+    ],
+    "06_knowledge_distillation": [
+        *_teacher_if_not_cached("06"),
+        Work("teacher logits: training + transfer sentences", BERT_BASE, 12_000 + 8_000, train=False),
+        Work("student (a): hard labels + 2 settings of T and alpha + the transfer run, 12,000 sentences x 3 epochs",
+             SMALL_ENCODER, 4 * 3 * 12_000),
+        Work("student (b): 2 runs x 12,000 sentences x 2 epochs", BERT_BASE_6_LAYERS, 2 * 2 * 12_000),
+        Work("scoring students on held-out and test sets", BERT_BASE_6_LAYERS, 12 * 2_000, train=False),
+        Work("CPU benchmark: accuracy on 872 sentences, 6 models (about 3 teacher-sized)", BERT_BASE, 3 * 872,
+             train=False, on_cpu=True),
+        Work("CPU benchmark: speed, 3 repeats + warm-up of 32 + 64 sentences, 6 models (about 3 teacher-sized)",
+             BERT_BASE, 3 * 4 * 96, train=False, on_cpu=True),
+    ],
+}
+
+
+def t4_minutes(notebook: str, with_cached_teacher: bool = False) -> float:
+    """Estimated minutes of ``notebook`` in the gpu profile on a Colab T4 (0 for a notebook that trains
+    nothing). ``with_cached_teacher``: notebook 03's models are in the artifact cache already."""
+    work = NOTEBOOK_WORK.get(notebook, [])
+    if with_cached_teacher:
+        work = [w for w in work if "unless notebook 03 cached it" not in w.what]
+    return SETUP_MINUTES + sum(w.seconds() for w in work) / 60 if work else 0.0
+
+
+def t4_estimate_line(notebook: str) -> str:
+    """One line for the notebook's environment report: the estimate, and how it was made."""
+    if notebook not in NOTEBOOK_WORK:
+        return "no fine-tuning here: a minute or two on any runtime"
+    full, cached = t4_minutes(notebook), t4_minutes(notebook, with_cached_teacher=True)
+    reuse = f" ({cached:.0f} min with notebook 03's models cached)" if cached < full - 0.5 else ""
+    return (f"about {full:.0f} min{reuse}, estimated from the T4's published fp16 throughput scaled by each run's "
+            f"FLOPs (textclf_utils.gpu_plan), not measured")
