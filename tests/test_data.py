@@ -424,24 +424,26 @@ class _FakeResponse:
 
 
 def _fake_download(monkeypatch, response):
+    """emotion's val.txt, with its archive address served by ``response`` and the Hub out of reach."""
     monkeypatch.setattr(data.urllib.request, "urlopen", lambda url, timeout: response)
+    monkeypatch.setattr(data, "hub_is_reachable", lambda *a, **k: False)
     spec = data.DATASETS["emotion"]
-    return data.SourceFile("val.txt", spec.files[1].sha256, "http://example.invalid/val.txt")
+    return dataclasses.replace(spec.files[1], url="http://example.invalid/val.txt"), spec
 
 
 def test_download_shorter_than_its_content_length_is_refused(empty_cache, monkeypatch):
-    file = _fake_download(monkeypatch, _FakeResponse(b"0123456789", length=11))
-    with pytest.raises(OSError, match="stopped after 10 of 11 bytes"):
-        data._download(file, empty_cache / "val.txt")
+    file, spec = _fake_download(monkeypatch, _FakeResponse(b"0123456789", length=11))
+    with pytest.raises(data.DataUnavailableError, match="stopped after 10 of 11 bytes"):
+        data._download(file, spec, empty_cache / "val.txt")
     assert not (empty_cache / "val.txt").exists() and _no_partial_files(empty_cache)
 
 
 def test_stalled_download_stops_at_the_deadline(empty_cache, monkeypatch):
     monkeypatch.setattr(data, "DOWNLOAD_DEADLINE_S", 0.05)
-    file = _fake_download(monkeypatch, _FakeResponse(b"x" * 400, length=400, delay=0.01))
+    file, spec = _fake_download(monkeypatch, _FakeResponse(b"x" * 400, length=400, delay=0.01))
     started = time.perf_counter()
-    with pytest.raises(TimeoutError, match="took more than 0.05 s"):
-        data._download(file, empty_cache / "val.txt")
+    with pytest.raises(data.DataUnavailableError, match="took more than 0.05 s"):
+        data._download(file, spec, empty_cache / "val.txt")
     assert time.perf_counter() - started < 1.0 and _no_partial_files(empty_cache)
 
 
@@ -454,14 +456,14 @@ def test_stale_partial_downloads_are_cleaned_up(empty_cache, monkeypatch):
         (folder / "download").write_bytes(b"half")
     old = time.time() - data.DOWNLOAD_DEADLINE_S - 60
     os.utime(stale, (old, old))
-    file = _fake_download(monkeypatch, _FakeResponse(b"", length=0))
+    file, spec = _fake_download(monkeypatch, _FakeResponse(b"", length=0))
     with pytest.raises(data.ChecksumError):
-        data._download(file, empty_cache / "val.txt")
+        data._download(file, spec, empty_cache / "val.txt")
     assert not stale.exists() and fresh.exists()  # a live download's folder is left alone
 
 
 def test_unwritable_cache_says_which_variable_to_set(empty_cache, monkeypatch):
-    def refuse(file, target):
+    def refuse(file, spec, target):
         raise PermissionError(13, "Permission denied", str(target.parent))
 
     monkeypatch.setattr(data, "_download", refuse)

@@ -263,6 +263,7 @@ def test_hosted_runtimes_are_detected(monkeypatch):
 def test_train_student_trains_in_the_mixed_precision_of_the_loop(tiny_bert, tokenizer, monkeypatch):
     from datasets import Dataset
 
+    tiny_bert.resize_token_embeddings(len(tokenizer))  # the student must fit the tokenizer
     seen = []
     monkeypatch.setattr(distill.DistillationTrainer, "train", lambda self, *a, **k: seen.append(self.args))
     monkeypatch.setenv("TEXTCLF_PROFILE", "gpu-cpu")  # the rehearsal: bf16 autocast on the CPU, as on a GPU

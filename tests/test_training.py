@@ -437,7 +437,7 @@ def test_recipe_follows_the_profile_and_model():
 def test_gpu_recipe_offline_falls_back_to_the_packaged_model(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     recipe = recipes.finetune_recipe("sst2", "gpu")
-    assert recipe.model == "all-MiniLM-L6-v2" and recipe.train_examples == 12_000  # sized for a T4
+    assert recipe.model == "all-MiniLM-L6-v2" and recipe.train_examples == recipes.GPU_SST2_SENTENCES  # sized for a T4
     assert recipe.cache_key().startswith("sst2-all-MiniLM-L6-v2-gpu-")
 
 

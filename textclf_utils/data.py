@@ -470,12 +470,20 @@ def locate_files(name: str, download: bool = True) -> Path:
         target = folder / f.name
         reason = "downloads are switched off"
         if target.is_file():
-            _verified(target, f, spec)
-            continue
+            try:
+                _verified(target, f, spec)
+                continue
+            except ChecksumError:
+                target.unlink()  # a corrupt cached copy can never be used: remove it, then fetch it again
+                reason = f"the cached copy {target} was corrupt (wrong rows) and has been deleted"
         if not download or os.environ.get(OFFLINE_ENV, "") not in {"", "0"}:
             raise DataUnavailableError(_missing_files_message(spec, reason))
         try:
             _download(f, spec, target)
+        except PermissionError as err:
+            raise DataUnavailableError(
+                f"The cache folder {folder} is not writable ({err}). Set {CACHE_DIR_ENV} to a folder you can "
+                f"write to, or put the files in a mirror folder and set {DATA_DIR_ENV}.") from err
         except DataUnavailableError as err:
             raise DataUnavailableError(_missing_files_message(spec, f"download failed: {err}")) from err
     return folder

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .recipes import GPU_SST2_SENTENCES
+
 T4_FP16_PEAK_FLOPS = 65e12  # NVIDIA T4 datasheet, fp16/mixed precision on tensor cores
 T4_UTILISATION = 0.12  # assumed share of the peak a BERT fine-tuning loop reaches with short batches
 LAUNCH_S = 0.015  # assumed fixed cost of one optimisation step: kernel launches, the data loader
@@ -50,14 +52,14 @@ class Work:
 
 def _teacher_if_not_cached(notebook: str) -> list[Work]:
     """Notebooks 04-06 load notebook 03's model from the artifact cache, or train it (2 x 12,000 sentences)."""
-    return [Work(f"{notebook}: the sst2 model, unless notebook 03 cached it", BERT_BASE, 2 * 12_000)]
+    return [Work(f"{notebook}: the sst2 model, unless notebook 03 cached it", BERT_BASE, 2 * GPU_SST2_SENTENCES)]
 
 
 # The gpu profile's work per notebook (the sizes the notebooks and recipes.RECIPE_OVERRIDES set).
 NOTEBOOK_WORK: dict[str, list[Work]] = {
     "03_finetune_bert": [
-        Work("plain loop, sst2: 12,000 sentences x 2 epochs", BERT_BASE, 2 * 12_000),
-        Work("Trainer, sst2: the same recipe", BERT_BASE, 2 * 12_000),
+        Work(f"plain loop, sst2: {GPU_SST2_SENTENCES:,} sentences x 2 epochs", BERT_BASE, 2 * GPU_SST2_SENTENCES),
+        Work("Trainer, sst2: the same recipe", BERT_BASE, 2 * GPU_SST2_SENTENCES),
         Work("emotion: 16,000 tweets x 2 epochs", BERT_BASE, 2 * 16_000, tokens=28),
         Work("evaluations (validation each epoch, test)", BERT_BASE, 6 * 2_000 + 4_000, train=False),
     ],
@@ -73,10 +75,10 @@ NOTEBOOK_WORK: dict[str, list[Work]] = {
     ],
     "06_knowledge_distillation": [
         *_teacher_if_not_cached("06"),
-        Work("teacher logits: training + transfer sentences", BERT_BASE, 12_000 + 8_000, train=False),
+        Work("teacher logits: training + transfer sentences", BERT_BASE, GPU_SST2_SENTENCES + 8_000, train=False),
         Work("student (a): hard labels + 2 settings of T and alpha + the transfer run, 12,000 sentences x 3 epochs",
-             SMALL_ENCODER, 4 * 3 * 12_000),
-        Work("student (b): 2 runs x 12,000 sentences x 2 epochs", BERT_BASE_6_LAYERS, 2 * 2 * 12_000),
+             SMALL_ENCODER, 4 * 3 * GPU_SST2_SENTENCES),
+        Work(f"student (b): 2 runs x {GPU_SST2_SENTENCES:,} sentences x 2 epochs", BERT_BASE_6_LAYERS, 2 * 2 * GPU_SST2_SENTENCES),
         Work("scoring students on held-out and test sets", BERT_BASE_6_LAYERS, 12 * 2_000, train=False),
         Work("CPU benchmark: accuracy on 872 sentences, 6 models (about 3 teacher-sized)", BERT_BASE, 3 * 872,
              train=False, on_cpu=True),
