@@ -75,3 +75,26 @@ def test_mean_pooled_features_ignore_padding_and_keep_order(tokenizer):
     alone = mean_pooled_features(encoder, tokenizer, texts[1:], max_length=32)
     assert together.shape == (2, 32)
     np.testing.assert_allclose(together[1], alone[0], atol=1e-5)
+
+
+def test_epochs_for():
+    from textclf_utils.learning_curve import epochs_for
+
+    assert epochs_for(250, 1000, 20) == 4 and epochs_for(4000, 1000, 20) == 1 and epochs_for(10, 1000, 20) == 20
+    with pytest.raises(ValueError, match="positive"):
+        epochs_for(0, 10, 2)
+
+
+def test_train_with_selection_keeps_the_best_learning_rate(tokenizer, one_thread):
+    from datasets import Dataset
+
+    from textclf_utils.encoder import EncoderConfig, EncoderForSequenceClassification
+    from textclf_utils.learning_curve import train_with_selection
+
+    data = Dataset.from_dict({"text": (POSITIVE + NEGATIVE) * 4, "label": ([1] * 6 + [0] * 6) * 4})
+    small = EncoderConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
+    chosen = train_with_selection(lambda: EncoderForSequenceClassification(small, 2, pooling="mean"), tokenizer,
+                                  data, data, [1e-6, 3e-3], epochs=3, batch_size=8, max_length=16)
+    assert set(chosen.validation_by_learning_rate) == {1e-6, 3e-3}
+    assert chosen.validation_accuracy == max(chosen.validation_by_learning_rate.values())
+    assert chosen.learning_rate == 3e-3 and chosen.validation_accuracy > 0.9

@@ -183,3 +183,48 @@ def nested_subsets(labels: Sequence[int], sizes: Sequence[int], seed: int = 42) 
         quotas[classes[-1]] = size - sum(quotas[c] for c in classes[:-1])
         subsets[size] = np.sort(np.concatenate([shuffled[c][:quotas[c]] for c in classes]))
     return subsets
+
+
+def epochs_for(size: int, min_examples: int, max_epochs: int) -> int:
+    """Enough passes over ``size`` examples to see at least ``min_examples`` (at most ``max_epochs``, at least 1)."""
+    if size <= 0 or min_examples <= 0 or max_epochs <= 0:
+        raise ValueError(f"size, min_examples and max_epochs must be positive, got {size}, {min_examples}, {max_epochs}.")
+    return int(min(max_epochs, max(1, -(-min_examples // size))))
+
+
+@dataclass
+class Selected:
+    """The model trained with the learning rate that did best on validation (its best epoch restored)."""
+
+    model: Any
+    learning_rate: float
+    epoch: int
+    validation_accuracy: float
+    result: Any  # training.TrainingResult of the chosen run
+    validation_by_learning_rate: dict[float, float]
+
+
+def train_with_selection(build, tokenizer, train_dataset, validation_dataset, learning_rates: Sequence[float],
+                         *, epochs: int, batch_size: int, max_length: int, seed: int = 42,
+                         progress: bool = False) -> Selected:
+    """Train ``build()`` once per learning rate with ``training.train_classifier``, which evaluates on
+    ``validation_dataset`` after every epoch and keeps the best epoch; return the run with the best
+    validation accuracy (ties: the earlier learning rate). The test set is not touched here."""
+    from .training import train_classifier
+
+    if len(learning_rates) == 0:
+        raise ValueError("learning_rates must hold at least one value.")
+    best, scores = None, {}
+    for learning_rate in learning_rates:
+        torch.manual_seed(seed)
+        model = build()
+        result = train_classifier(model, tokenizer, train_dataset, validation_dataset, epochs=epochs,
+                                  learning_rate=learning_rate, batch_size=batch_size, max_length=max_length,
+                                  seed=seed, progress=progress)
+        scores[learning_rate] = result.best_eval_accuracy
+        if best is None or result.best_eval_accuracy > best.validation_accuracy:
+            best = Selected(model, learning_rate, result.best_epoch, result.best_eval_accuracy, result, scores)
+        else:
+            del model
+    best.validation_by_learning_rate = scores
+    return best
