@@ -211,3 +211,137 @@ def test_bad_multihead_configuration_and_input_raise():
         MultiHeadAttention(16, 2)(torch.randn(1, 4, 12))
     with pytest.raises(ValueError, match="does not broadcast"):
         MultiHeadAttention(16, 2)(torch.randn(3, 4, 16), torch.ones(2, 1, 1, 4, dtype=torch.bool))
+
+
+# --- cost: the memory helper ---------------------------------------------------------------------
+
+from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
+
+from textclf_utils.attention import (  # noqa: E402
+    check_matches_torch_multihead,
+    check_memory_growth,
+    check_permutation_equivariance,
+    check_shapes,
+    growth_exponent,
+    peak_allocated_bytes,
+    run_attention_checks,
+)
+
+LENGTHS = [1024, 2048, 4096]   # above the fused kernel's block-size thresholds
+
+
+def _peaks(fn, lengths=LENGTHS):
+    peaks = []
+    with torch.no_grad():
+        for length in lengths:
+            q, k, v = torch.randn(3, 1, 1, length, 16)
+            peaks.append(peak_allocated_bytes(lambda: fn(q, k, v)))
+    return peaks
+
+
+def math_backend(q, k, v):
+    with sdpa_kernel(SDPBackend.MATH):
+        return F.scaled_dot_product_attention(q, k, v)
+
+
+def test_peak_sees_the_scores_matrix_built_inside_one_operator():
+    # the math backend is one call from Python, but it builds the (heads, L, L) scores inside it
+    length, heads = 512, 4
+    q, k, v = torch.randn(3, 1, heads, length, 16)
+    with torch.no_grad():
+        peak = peak_allocated_bytes(lambda: math_backend(q, k, v))
+    assert peak >= heads * length * length * 4          # at least one float32 L×L matrix per head
+
+
+def test_memory_check_tells_the_math_backend_from_the_fused_kernel():
+    math_peaks, fused_peaks = _peaks(math_backend), _peaks(F.scaled_dot_product_attention)
+    assert check_memory_growth(LENGTHS, math_peaks, "quadratic") > 1.7
+    # fed the math backend's measurement under the claim "linear", the check fails
+    with pytest.raises(AssertionError, match="not linear"):
+        check_memory_growth(LENGTHS, math_peaks, "linear")
+    assert check_memory_growth(LENGTHS, fused_peaks, "linear") < 1.3
+    with pytest.raises(AssertionError, match="not quadratic"):
+        check_memory_growth(LENGTHS, fused_peaks, "quadratic")
+
+
+def test_a_measurement_blind_inside_operators_would_fail_the_quadratic_check():
+    # what a top-level-only measurement reports for the math backend: the output alone, linear in L
+    output_only = [16 * n * 4 for n in LENGTHS]
+    with pytest.raises(AssertionError):
+        check_memory_growth(LENGTHS, output_only, "quadratic")
+
+
+def test_growth_exponent_and_bad_input():
+    lengths = [64, 128, 256, 512]
+    assert growth_exponent(lengths, [3 * n**2 for n in lengths]) == pytest.approx(2.0)
+    assert growth_exponent(lengths, [5 * n + 0 for n in lengths]) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="positive"):
+        growth_exponent(lengths, [0, 1, 2, 3])
+    with pytest.raises(ValueError, match="equal length"):
+        growth_exponent(lengths, [1, 2])
+    with pytest.raises(ValueError, match="expected"):
+        check_memory_growth(lengths, [1, 2, 3, 4], "cubic")
+    with pytest.raises(ValueError, match="cpu"):
+        peak_allocated_bytes(lambda: None, device="meta")
+
+
+# --- property checks: each catches the bug it is meant for ----------------------------------------
+
+H, HEADS = 16, 4
+
+
+class NoTranspose(MultiHeadAttention):
+    """(B, L, H) -> (B, L, h, d) and no transpose: the scores are between heads, not tokens."""
+
+    def split_heads(self, x):
+        batch, length, _ = x.shape
+        return x.view(batch, length, self.num_heads, self.head_dim)
+
+    def merge_heads(self, x):
+        batch, length = x.shape[:2]
+        return x.reshape(batch, length, self.hidden_size)
+
+
+class ViewToHeads(MultiHeadAttention):
+    """A view straight to (B, h, L, d): "heads" made of pieces of several tokens."""
+
+    def split_heads(self, x):
+        batch, length, _ = x.shape
+        return x.view(batch, self.num_heads, length, self.head_dim)
+
+    def merge_heads(self, x):
+        batch, _, length, _ = x.shape
+        return x.reshape(batch, length, self.hidden_size)
+
+
+class ConcatInput(MultiHeadAttention):
+    """Concatenates the input with the attention output (2H wide) into the H -> H output projection."""
+
+    def forward(self, x, mask=None):
+        q, k, v = (self.split_heads(proj(x)) for proj in (self.query, self.key, self.value))
+        context, weights = scaled_dot_product_attention(q, k, v, mask)
+        return self.output(torch.cat([x, self.merge_heads(context)], dim=-1)), weights
+
+
+def test_the_correct_module_passes_every_check():
+    results = run_attention_checks(MultiHeadAttention(H, HEADS), H, HEADS)
+    assert list(results) == ["shapes", "permutation equivariance", "equals nn.MultiheadAttention"]
+    assert all(r.passed for r in results.values()), results
+
+
+def test_each_check_catches_its_bug():
+    assert not check_shapes(ConcatInput(H, HEADS), H, HEADS).passed
+    assert "RuntimeError" in check_shapes(ConcatInput(H, HEADS), H, HEADS).detail
+    no_transpose = NoTranspose(H, HEADS)
+    assert not check_shapes(no_transpose, H, HEADS).passed                 # weights (B, L, h, h)
+    assert check_permutation_equivariance(no_transpose, H).passed          # each token alone: still a set map
+    assert not check_matches_torch_multihead(no_transpose, H, HEADS).passed
+    view = ViewToHeads(H, HEADS)
+    assert check_shapes(view, H, HEADS).passed                             # the right shapes...
+    assert not check_permutation_equivariance(view, H).passed              # ...but tokens and features mixed
+    assert not check_matches_torch_multihead(view, H, HEADS).passed
+
+
+def test_reference_check_reports_modules_whose_weights_do_not_fit():
+    result = check_matches_torch_multihead(nn.Linear(H, H), H, HEADS)
+    assert not result.passed and "cannot load" in result.detail

@@ -47,7 +47,7 @@ def test_grid_from_hugging_face_attentions():
     # what a model returns with output_attentions=True: one (batch, heads, L, L) tensor per layer
     attentions = tuple(torch.softmax(torch.randn(2, 3, 4, 4), dim=-1) for _ in range(2))
     fig = plot_attention_grid(attentions, TOKENS, batch_index=1)
-    assert len(fig.axes) == 2 * 3
+    assert len(fig.axes) == 2 * 3 + 1  # the panels and one shared colour bar
     bottom_left = fig.axes[3]  # layer 1, head 0
     assert np.allclose(bottom_left.images[0].get_array(), attentions[1][1, 0].numpy())
     assert [t.get_text() for t in bottom_left.get_xticklabels()] == TOKENS
@@ -64,7 +64,7 @@ def test_grid_from_hugging_face_attentions():
 def test_grid_selects_layers_and_heads_from_a_stacked_tensor():
     stacked = torch.softmax(torch.randn(6, 12, 4, 4), dim=-1)
     fig = plot_attention_grid(stacked, TOKENS, layers=[0, 5], heads=[2, 7, 11])
-    assert len(fig.axes) == 6
+    assert len(fig.axes) == 6 + 1
     assert np.allclose(fig.axes[5].images[0].get_array(), stacked[5, 11].numpy())
     assert [ax.get_title() for ax in fig.axes[:3]] == ["head 2", "head 7", "head 11"]
 
@@ -82,3 +82,13 @@ def test_grid_selects_layers_and_heads_from_a_stacked_tensor():
 def test_grid_bad_input_raises(attentions, kwargs, message):
     with pytest.raises(ValueError, match=message):
         plot_attention_grid(attentions, TOKENS, **kwargs)
+
+
+def test_grid_panels_share_one_colour_scale_with_a_colour_bar():
+    stacked = torch.rand(2, 3, len(TOKENS), len(TOKENS)).softmax(-1)
+    fig = plot_attention_grid(stacked, TOKENS)
+    limits = {tuple(ax.images[0].get_clim()) for ax in fig.axes if ax.images}
+    assert limits == {(0.0, 1.0)}
+    assert len(fig.axes) == 2 * 3 + 1 and "attention weight" in fig.axes[-1].get_ylabel()
+    fig = plot_attention_grid(stacked, TOKENS, vmax=None)
+    assert {round(ax.images[0].get_clim()[1], 5) for ax in fig.axes if ax.images} == {round(float(stacked.max()), 5)}

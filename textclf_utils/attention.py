@@ -8,6 +8,7 @@ Masks are boolean and follow PyTorch's convention: ``True`` means "may attend".
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -183,3 +184,216 @@ def copy_from_bert_attention(target: MultiHeadAttention, source: nn.Module) -> M
         if mine.bias is not None:
             mine.bias.copy_(theirs.bias)
     return target
+
+
+# ---------------------------------------------------------------------------------------------
+# Cost: the memory that attention allocates, measured, and how it grows with the sequence length
+
+
+def peak_allocated_bytes(fn, device: torch.device | str = "cpu") -> int:
+    """Peak of the bytes allocated (net of frees) while ``fn()`` runs, **including inside one operator**.
+
+    On CUDA this is ``torch.cuda.max_memory_allocated`` after a reset, less what was allocated before.
+    On the CPU it replays PyTorch's profiler (``profile_memory=True``): every operator, nested ones
+    included, reports what it allocated net of what it freed itself (``self_cpu_memory_usage``); these
+    are applied in the order the operators *finish*, so the temporaries that a composite operator builds
+    through its sub-operators (e.g. the L×L scores of the math attention backend) count while they live.
+    Summing only the top-level operators would net them out and see none of it.
+    Allocations that a single leaf kernel makes and frees internally, without a sub-operator, stay invisible.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return int(torch.cuda.max_memory_allocated(device) - before)
+    if device.type != "cpu":
+        raise ValueError(f"peak_allocated_bytes measures on 'cpu' or 'cuda', got {device.type!r}.")
+    from torch.profiler import ProfilerActivity, profile
+
+    with _stderr_silenced(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    changes = sorted((event.time_range.end, event.self_cpu_memory_usage) for event in prof.events())
+    running = peak = 0
+    for _, change in changes:
+        running += change
+        peak = max(peak, running)
+    return int(peak)
+
+
+class _stderr_silenced:
+    """Some PyTorch builds' profiler logs a line to the process's stderr each time it starts and stops."""
+
+    def __enter__(self):
+        import os
+        import sys
+
+        sys.stderr.flush()
+        try:
+            self._saved = os.dup(2)
+        except OSError:  # no file descriptor 2: nothing to silence
+            self._saved = None
+            return self
+        self._devnull = open(os.devnull, "w")
+        os.dup2(self._devnull.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc):
+        import os
+
+        if self._saved is not None:
+            os.dup2(self._saved, 2)
+            os.close(self._saved)
+            self._devnull.close()
+        return False
+
+
+def growth_exponent(lengths, values, last: int = 3) -> float:
+    """The exponent p of ``value ≈ c · length^p``: the slope of log(value) on log(length), fitted over the
+    ``last`` largest lengths (where the leading term dominates)."""
+    import numpy as np
+
+    x, y = np.asarray(lengths, dtype=float), np.asarray(values, dtype=float)
+    if x.shape != y.shape or x.ndim != 1 or len(x) < 2:
+        raise ValueError(f"lengths and values must be 1-D of equal length ≥ 2, got {x.shape} and {y.shape}.")
+    if (x <= 0).any() or (y <= 0).any():
+        raise ValueError("lengths and values must be positive to fit a power law (a measured 0 bytes means the "
+                         "measurement saw nothing: check it).")
+    order = np.argsort(x)[-max(2, last):]
+    return float(np.polyfit(np.log(x[order]), np.log(y[order]), 1)[0])
+
+
+def check_memory_growth(lengths, peak_bytes, expected: str, tolerance: float = 0.3, last: int = 3) -> float:
+    """Assert that memory grows with the sequence length as ``expected``: ``"linear"`` (at most linearly:
+    exponent ≤ 1 + ``tolerance``; a kernel's fixed work buffers can make it grow more slowly still) or
+    ``"quadratic"`` (exponent within ``tolerance`` of 2).
+
+    Fits the exponent with ``growth_exponent`` and raises ``AssertionError`` otherwise; returns the fitted
+    exponent. A measurement that misses the L×L matrix fails the ``"quadratic"`` check; one that sees it
+    fails the ``"linear"`` check.
+    """
+    if expected not in ("linear", "quadratic"):
+        raise ValueError(f"expected must be 'linear' or 'quadratic', got {expected!r}.")
+    exponent = growth_exponent(lengths, peak_bytes, last)
+    fits = exponent <= 1 + tolerance if expected == "linear" else abs(exponent - 2) <= tolerance
+    if not fits:
+        bound = f"L^p with p ≤ {1 + tolerance:.1f}" if expected == "linear" else f"L^p with |p − 2| ≤ {tolerance}"
+        raise AssertionError(f"memory grows like L^{exponent:.2f}, not {expected} ({bound}); peak MiB by length: "
+                             + ", ".join(f"{n}: {b / 2**20:.2f}" for n, b in zip(lengths, peak_bytes)))
+    return exponent
+
+
+# ---------------------------------------------------------------------------------------------
+# Property checks for any multi-head self-attention module: what "debug the tutorial" runs
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one named property check on a module."""
+
+    check: str
+    passed: bool
+    detail: str
+
+
+def _call(module: nn.Module, x: Tensor) -> tuple[Tensor, Tensor | None]:
+    """``module(x)`` in eval mode without gradients, as ``(output, weights or None)``."""
+    module.eval()
+    with torch.no_grad():
+        result = module(x)
+    if isinstance(result, tuple):
+        return result[0], (result[1] if len(result) > 1 else None)
+    return result, None
+
+
+def _random_input(hidden_size: int, batch: int = 2, length: int = 7, seed: int = 0) -> Tensor:
+    return torch.randn(batch, length, hidden_size, generator=torch.Generator().manual_seed(seed))
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return f"raises {type(err).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def check_shapes(module: nn.Module, hidden_size: int, num_heads: int) -> CheckResult:
+    """Shape check: on a ``(B, L, H)`` batch the module runs and returns ``(B, L, H)``, and its attention
+    weights, if it returns them, are ``(B, heads, L, L)`` (one L×L map per head) with rows summing to 1."""
+    name = "shapes"
+    x = _random_input(hidden_size)
+    batch, length, _ = x.shape
+    try:
+        output, weights = _call(module, x)
+    except Exception as err:  # a tutorial's bug often shows as a crash: report it, don't raise
+        return CheckResult(name, False, _first_line(err))
+    if tuple(output.shape) != (batch, length, hidden_size):
+        return CheckResult(name, False, f"output {tuple(output.shape)}, expected {(batch, length, hidden_size)}")
+    if weights is not None:
+        expected = (batch, num_heads, length, length)
+        if tuple(weights.shape) != expected:
+            return CheckResult(name, False, f"weights {tuple(weights.shape)}, expected (B, heads, L, L) = {expected}")
+        if not torch.allclose(weights.sum(-1), torch.ones(()), atol=1e-5):
+            return CheckResult(name, False, "attention weights' rows do not sum to 1")
+    return CheckResult(name, True, f"output {tuple(output.shape)}"
+                       + (f", weights {tuple(weights.shape)}" if weights is not None else ""))
+
+
+def check_permutation_equivariance(module: nn.Module, hidden_size: int, atol: float = 1e-5) -> CheckResult:
+    """Permutation check: self-attention without positions treats the tokens as a set, so shuffling the
+    input tokens must shuffle the output rows the same way: ``f(x[:, perm]) == f(x)[:, perm]``."""
+    name = "permutation equivariance"
+    x = _random_input(hidden_size, seed=1)
+    perm = torch.randperm(x.shape[1], generator=torch.Generator().manual_seed(0))
+    try:
+        shuffled_then, _ = _call(module, x[:, perm])
+        then_shuffled, _ = _call(module, x)
+        error = (shuffled_then - then_shuffled[:, perm]).abs().max().item()
+    except Exception as err:
+        return CheckResult(name, False, _first_line(err))
+    return CheckResult(name, error <= atol, f"max |f(x[perm]) - f(x)[perm]| = {error:.1e}")
+
+
+def check_matches_torch_multihead(module: nn.Module, hidden_size: int, num_heads: int,
+                                  names: tuple[str, str, str, str] = ("query", "key", "value", "output"),
+                                  atol: float = 1e-5) -> CheckResult:
+    """Reference check: load a seeded ``torch.nn.MultiheadAttention``'s weights into the module's four
+    projections (attributes ``names``: query, key, value, output) and compare the outputs on a batch."""
+    name = "equals nn.MultiheadAttention"
+    torch.manual_seed(0)
+    reference = nn.MultiheadAttention(hidden_size, num_heads, batch_first=True).eval()
+    try:
+        linears = [getattr(module, attribute) for attribute in names]
+        shapes = [tuple(linear.weight.shape) for linear in linears]
+    except AttributeError as err:
+        return CheckResult(name, False, f"cannot load the reference weights: {err}")
+    if shapes != [(hidden_size, hidden_size)] * 4:
+        return CheckResult(name, False, f"projection weights {shapes}: nn.MultiheadAttention's are 4 × "
+                                        f"{(hidden_size, hidden_size)}, so its weights do not fit")
+    with torch.no_grad():
+        for i, linear in enumerate(linears[:3]):
+            rows = slice(i * hidden_size, (i + 1) * hidden_size)
+            linear.weight.copy_(reference.in_proj_weight[rows])
+            linear.bias.copy_(reference.in_proj_bias[rows])
+        linears[3].weight.copy_(reference.out_proj.weight)
+        linears[3].bias.copy_(reference.out_proj.bias)
+    x = _random_input(hidden_size, seed=2)
+    try:
+        output, _ = _call(module, x)
+        with torch.no_grad():
+            expected, _ = reference(x, x, x)
+        error = (output - expected).abs().max().item()
+    except Exception as err:
+        return CheckResult(name, False, _first_line(err))
+    return CheckResult(name, error <= atol, f"max |module - nn.MultiheadAttention| = {error:.1e}")
+
+
+def run_attention_checks(module: nn.Module, hidden_size: int, num_heads: int,
+                         reference: bool = True) -> dict[str, CheckResult]:
+    """The named property checks, in order: shapes, permutation equivariance and (with ``reference``)
+    equality with ``nn.MultiheadAttention``. Returns ``{check name: CheckResult}``; raises nothing."""
+    results = [check_shapes(module, hidden_size, num_heads),
+               check_permutation_equivariance(module, hidden_size)]
+    if reference:
+        results.append(check_matches_torch_multihead(module, hidden_size, num_heads))
+    return {result.check: result for result in results}

@@ -52,8 +52,12 @@ def plot_attention_grid(
     heads: Sequence[int] | None = None,
     batch_index: int = 0,
     cell_size: float = 1.6,
+    vmax: float | None = 1.0,
 ) -> Figure:
     """A grid of heatmaps, one row per layer and one column per head, token labels on the outer axes.
+
+    Every panel shares one colour scale, from 0 to ``vmax`` (default 1, the largest possible weight; ``None``:
+    the largest weight drawn), shown by one colour bar, so that panels can be compared with each other.
 
     ``attentions`` is what a Hugging Face model returns with ``output_attentions=True`` (one
     ``(batch, heads, L, L)`` tensor per layer; ``batch_index`` picks the sentence), or a tensor
@@ -80,15 +84,18 @@ def plot_attention_grid(
                          f"got layers={layers}, heads={heads}.")
     # fixed margins (room for the token labels) rather than tight_layout, which is slow on a large grid
     label_room = 0.09 * max(len(token) for token in tokens) + 0.5
-    width, height = cell_size * len(heads) + label_room, cell_size * len(layers) + label_room + 0.3
+    bar_room = 0.9
+    width, height = cell_size * len(heads) + label_room + bar_room, cell_size * len(layers) + label_room + 0.3
+    if vmax is None:
+        vmax = max(float(stacked[layer, head].max()) for layer in layers for head in heads)
     fig, axes = plt.subplots(len(layers), len(heads), figsize=(width, height), squeeze=False,
-                             gridspec_kw=dict(left=label_room / width, right=1 - 0.1 / width, bottom=label_room / height,
+                             gridspec_kw=dict(left=label_room / width, right=1 - bar_room / width, bottom=label_room / height,
                                               top=1 - 0.35 / height, wspace=0.08, hspace=0.08))
     positions = range(len(tokens))
     for row, layer in enumerate(layers):
         for col, head in enumerate(heads):
             ax = axes[row, col]
-            ax.imshow(_as_numpy_square(stacked[layer, head], tokens), cmap="viridis", vmin=0.0)
+            image = ax.imshow(_as_numpy_square(stacked[layer, head], tokens), cmap="viridis", vmin=0.0, vmax=vmax)
             # token labels only on the outer axes: the bottom row and the left column
             last_row, first_col = row == len(layers) - 1, col == 0
             ax.set_xticks(positions, labels=list(tokens), rotation=90, fontsize=7) if last_row else ax.set_xticks([])
@@ -98,6 +105,9 @@ def plot_attention_grid(
                 ax.set_title(f"head {head}", fontsize=9)
             if first_col:
                 ax.set_ylabel(f"layer {layer}", fontsize=9)
+    bar = fig.add_axes((1 - (bar_room - 0.15) / width, label_room / height, 0.18 / width,
+                        1 - (label_room + 0.35) / height))
+    fig.colorbar(image, cax=bar, label="attention weight (one scale for every panel)")
     return fig
 
 
