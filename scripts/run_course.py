@@ -27,13 +27,14 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 def drop_widget_outputs(notebook) -> int:
-    """Remove the outputs that are live widgets (tqdm's notebook progress bars): a saved notebook can
-    only show their first state ("0%"), never the finished bar. Returns how many were removed."""
+    """Remove the outputs that are live progress bars (tqdm's widgets, the Trainer's HTML table): a saved
+    notebook can only show a state they were in, often "0%", never the finished bar. Returns how many."""
     removed = 0
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue
-        kept = [o for o in cell.outputs if WIDGET_VIEW not in o.get("data", {})]
+        kept = [o for o in cell.outputs if WIDGET_VIEW not in o.get("data", {})
+                and "<progress" not in str(o.get("data", {}).get("text/html", ""))]  # Trainer's HTML bar
         removed += len(cell.outputs) - len(kept)
         cell.outputs = kept
     notebook.metadata.pop("widgets", None)
