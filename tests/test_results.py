@@ -26,6 +26,15 @@ def test_smoke_records_nothing(tmp_path, capsys):
     assert not (tmp_path / "smoke.json").exists() and "nothing recorded" in capsys.readouterr().out
 
 
+def test_the_gpu_cpu_rehearsal_records_nothing(tmp_path, capsys):
+    from textclf_utils.config import get_profile
+
+    rehearsal = get_profile("gpu-cpu")
+    assert rehearsal.name == "gpu" and rehearsal.rehearsal
+    assert results.record_results("03_finetune_bert", {"x": 1.0}, rehearsal, tmp_path) is None
+    assert not (tmp_path / "gpu.json").exists() and "nothing recorded" in capsys.readouterr().out
+
+
 def test_nested_learning_curve_is_accepted(tmp_path):
     curve = {"sizes": [250, 1000], "tfidf": [0.7, 0.75]}
     results.record_results("02_build_an_encoder", {"learning_curve": curve}, "gpu", tmp_path)

@@ -72,9 +72,10 @@ def load_results(profile: str, folder: Path | None = None) -> dict[str, dict[str
 def record_results(notebook: str, figures: Mapping[str, Any], profile, folder: Path | None = None) -> Path | None:
     """Write ``figures`` under the key ``notebook`` (a notebook's file stem, e.g. ``"03_finetune_bert"``) in
     ``results/<profile>.json``, replacing what that notebook recorded before; the other notebooks' figures
-    stay. Only the ``cpu`` and ``gpu`` profiles record; others return ``None``. The file is replaced
+    stay. Only the ``cpu`` and ``gpu`` profiles record (not the gpu-cpu rehearsal); others return ``None``. The file is replaced
     atomically, so an interrupted write never leaves half a file."""
     name = getattr(profile, "name", profile)
+    rehearsal = bool(getattr(profile, "rehearsal", False))  # gpu-cpu: the gpu code path at smoke scale
     if not notebook or "/" in notebook or notebook.endswith(".ipynb"):
         raise ValueError(f"notebook must be a notebook's file stem such as '03_finetune_bert', got {notebook!r}.")
     if not figures:
@@ -82,8 +83,8 @@ def record_results(notebook: str, figures: Mapping[str, Any], profile, folder: P
     plain = _plain(dict(figures))
     for key, value in plain.items():
         _check_value(key, value)
-    if name not in RECORDED_PROFILES:
-        print(f"{name} profile: nothing recorded (only the {' and '.join(RECORDED_PROFILES)} profiles "
+    if name not in RECORDED_PROFILES or rehearsal:
+        print(f"{getattr(profile, 'scale', name)}-scale {name} profile: nothing recorded (only the {' and '.join(RECORDED_PROFILES)} profiles "
               "write results/<profile>.json)")
         return None
     folder = folder or results_dir()
