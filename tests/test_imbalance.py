@@ -213,3 +213,95 @@ def test_more_bad_input_is_refused(call, message):
 
 def test_boolean_predictions_are_labels():
     assert imbalance.minority_f1(np.array([0, 1, 1]), np.array([False, True, False])) == pytest.approx(2 / 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Remedies trained the same way: batches, losses, the head, the prior correction
+
+LABELS = np.array([0] * 90 + [1] * 10)
+
+
+def test_prior_correction_to_a_balanced_prior_puts_the_decision_at_the_training_prior():
+    p = np.array([0.01, 0.049, 0.051, 0.2, 0.9])
+    corrected = imbalance.prior_corrected_scores(p, train_prior=0.05)
+    assert ((corrected >= 0.5) == (p >= 0.05)).all()
+    # odds multiplied by (0.5/0.5) / (0.05/0.95) = 19, exactly
+    odds = corrected / (1 - corrected)
+    assert np.allclose(odds, p / (1 - p) * 19)
+    assert np.allclose(imbalance.prior_corrected_scores(p, 0.3, 0.3), p)  # no shift, no change
+    assert np.argsort(corrected).tolist() == np.argsort(p).tolist()  # the ranking is untouched
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: imbalance.prior_corrected_scores([0.5], 0.0), "train_prior"),
+    (lambda: imbalance.prior_corrected_scores([0.5], 0.05, 1.0), "target_prior"),
+    (lambda: imbalance.prior_corrected_scores([np.nan], 0.05), "finite"),
+    (lambda: imbalance.remedy_batches("smote", LABELS, 3, 8, 0), "Unknown remedy"),
+    (lambda: imbalance.remedy_batches("oversampling", LABELS, 0, 8, 0), "steps"),
+    (lambda: imbalance.remedy_loss("focal", LABELS, imbalance.RemedySettings(focal_alpha=1.5)), "focal_alpha"),
+    (lambda: imbalance.train_head(np.zeros((100, 4)), LABELS, "cross-entropy", steps=2, seed=0,
+                                  evaluate={"v": np.zeros((3, 5))}), "evaluate"),
+    (lambda: imbalance.train_head(np.zeros((100, 4)), LABELS, "cross-entropy", steps=2, seed=0, evaluate={},
+                                  l2=-1.0), "l2"),
+])
+def test_remedy_bad_input_is_refused(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_every_remedy_gets_the_same_steps_and_the_right_rows():
+    shapes = {r: imbalance.remedy_batches(r, LABELS, steps=50, batch_size=8, seed=0).shape for r in imbalance.REMEDIES}
+    assert set(shapes.values()) == {(50, 8)}
+    plain = imbalance.remedy_batches("cross-entropy", LABELS, steps=25, batch_size=8, seed=0).ravel()
+    assert sorted(plain[:100].tolist()) == list(range(100))  # the first pass holds every row once
+    over = imbalance.remedy_batches("oversampling", LABELS, steps=500, batch_size=8, seed=0).ravel()
+    assert 0.45 < LABELS[over].mean() < 0.55  # balanced draws, although 10 % are minority rows
+    under = imbalance.remedy_batches("undersampling", LABELS, steps=50, batch_size=8, seed=0).ravel()
+    assert len(set(under.tolist())) == 20 and LABELS[under].mean() == 0.5  # 10 + 10 rows, repeated
+    again = imbalance.remedy_batches("oversampling", LABELS, steps=500, batch_size=8, seed=0)
+    assert (again.ravel() == over).all()
+
+
+def test_remedy_losses_are_the_named_losses():
+    logits, y = torch.randn(6, 2), torch.tensor([0, 0, 0, 1, 1, 0])
+    assert torch.allclose(imbalance.remedy_loss("undersampling", LABELS)(logits, y), F.cross_entropy(logits, y))
+    inverse = imbalance.class_weights(LABELS, 2, "inverse")
+    assert torch.allclose(imbalance.remedy_loss("weights: inverse", LABELS)(logits, y),
+                          F.cross_entropy(logits, y, weight=inverse))
+    focal = imbalance.remedy_loss("focal", LABELS, imbalance.RemedySettings(focal_gamma=0.0, focal_alpha=0.25))
+    assert torch.allclose(focal(logits, y), F.cross_entropy(logits, y, weight=torch.tensor([0.75, 0.25])))
+
+
+def _separable_features(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(100, 5)).astype(np.float32)
+    x[:, 0] += 4.0 * LABELS  # the minority sits to the right on the first feature
+    return x
+
+
+def test_train_head_converges_and_learns_the_minority():
+    x = _separable_features()
+    run = imbalance.train_head(x, LABELS, "cross-entropy", steps=600, seed=0, batch_size=50,
+                               evaluate={"train": x}, l2=0.01, checkpoints=(5,))
+    assert len(run.epoch_losses) == 300 and run.epoch_losses[-1] < run.epoch_losses[0]
+    assert run.loss_change(75) < 0.03  # flat over the last quarter
+    assert run.loss_change(1) < 1e-3 < run.loss_change(299)  # ... unlike the start
+    assert imbalance.average_precision(LABELS, run.scores["train"]) > 0.8
+    assert set(run.checkpoint_scores) == {5} and run.checkpoint_scores[5]["train"].shape == (100,)
+    # at its optimum, cross-entropy with an intercept matches the training prior on average
+    assert abs(run.scores["train"].mean() - LABELS.mean()) < 0.03
+    weighted = imbalance.train_head(x, LABELS, "weights: inverse", steps=600, seed=0, batch_size=50,
+                                    evaluate={"train": x}, l2=0.01)
+    assert weighted.scores["train"].mean() > LABELS.mean() + 0.05  # weights move the probabilities towards a balanced world
+    same = imbalance.train_head(x, LABELS, "cross-entropy", steps=600, seed=0, batch_size=50,
+                                evaluate={"train": x}, l2=0.01)
+    assert np.array_equal(same.scores["train"], run.scores["train"])  # one seed, one result
+
+
+def test_the_objective_of_undersampling_is_its_own_subset():
+    x = _separable_features()
+    run = imbalance.train_head(x, LABELS, "undersampling", steps=100, seed=0, batch_size=20, evaluate={}, l2=0.01)
+    rows = imbalance.undersample_indices(LABELS, 2, seed=0)
+    assert len(run.epoch_losses) == 20 and rows.size == 20
+    with pytest.raises(ValueError, match="cannot look"):
+        run.loss_change(20)

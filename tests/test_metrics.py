@@ -162,3 +162,22 @@ def test_more_bad_input_is_refused(call, message):
 def test_labels_must_be_a_non_empty_flat_sequence(y_true):
     with pytest.raises(ValueError, match="non-empty 1-D sequence"):
         metrics.check_labels(y_true, None, 2)
+
+
+def test_bootstrap_seed_mean_averages_seeds_and_pairs_the_difference():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    good = np.stack([np.where(rng.random(300) < 0.9, y, 1 - y) for _ in range(3)])
+    poor = np.stack([np.where(rng.random(300) < 0.6, y, 1 - y) for _ in range(3)])
+    mean = metrics.bootstrap_seed_mean(accuracy_score, y, good, n_resamples=300)
+    assert mean.estimate == pytest.approx(np.mean([accuracy_score(y, g) for g in good]))
+    assert mean.low < mean.estimate < mean.high < 1.0
+    gap = metrics.bootstrap_seed_mean(accuracy_score, y, good, baseline=poor, n_resamples=300)
+    assert gap.estimate == pytest.approx(mean.estimate - np.mean([accuracy_score(y, p) for p in poor]))
+    assert 0 < gap.low < gap.estimate < gap.high
+    none = metrics.bootstrap_seed_mean(accuracy_score, y, good, baseline=good, n_resamples=50)
+    assert none.estimate == none.low == none.high == 0.0  # paired: identical models never differ
+    single = metrics.bootstrap_seed_mean(accuracy_score, y, good[0], n_resamples=50)  # 1-D = one seed
+    assert single.estimate == accuracy_score(y, good[0])
+    with pytest.raises(ValueError, match="seeds"):
+        metrics.bootstrap_seed_mean(accuracy_score, y, good[:, :10])

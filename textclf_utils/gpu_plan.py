@@ -26,6 +26,8 @@ SETUP_MINUTES = 1.5  # installing the package, downloading bert-base (440 MB) an
 BERT_BASE = 110e6
 BERT_BASE_6_LAYERS = 67e6
 SMALL_ENCODER = 4.4e6
+HEAD_PARAMETERS = 768 * 2  # notebook 05's logistic-regression head on bert-base sentence vectors
+HEAD_STEP_S = 0.5e-3  # one Adam step of that head: about 0.4 ms measured on this course's 2-core CPU
 
 
 @dataclass(frozen=True)
@@ -40,11 +42,12 @@ class Work:
     batch_size: int = 32
     train: bool = True
     on_cpu: bool = False
+    cpu_step_s: float = 0.0  # fixed cost of one optimisation step on the CPU (Python and launch overhead)
 
     def seconds(self) -> float:
         flops = (6 if self.train else 2) * self.parameters * self.examples * self.tokens
         if self.on_cpu:
-            return flops / COLAB_CPU_FLOPS
+            return flops / COLAB_CPU_FLOPS + self.cpu_step_s * self.examples / self.batch_size
         steps = self.examples / self.batch_size
         per_step = LAUNCH_S + OPTIMIZER_S_PER_PARAMETER * self.parameters
         return flops / (T4_FP16_PEAK_FLOPS * T4_UTILISATION) + (steps * per_step if self.train else 0.0)
@@ -69,9 +72,14 @@ NOTEBOOK_WORK: dict[str, list[Work]] = {
         Work("scoring validation and test sets", BERT_BASE, 10_000, train=False),
     ],
     "05_imbalanced_data": [
-        Work("sst2 at 5 % positives: 12 recipes x 2 seeds x 3,000 sentences x 2 epochs", BERT_BASE, 24 * 2 * 3_000),
-        Work("sms spam: 3 recipes x 4,128 messages x 2 epochs", BERT_BASE, 3 * 2 * 4_128, tokens=40),
-        Work("evaluations", BERT_BASE, 24 * 4_600 + 3 * 1_000, train=False),
+        Work("sentence vectors: 10,872 SST-2 sentences and 5,574 SMS messages", BERT_BASE, 10_872 + 5_574 * 1.3,
+             train=False),
+        Work("logistic-regression heads: 2 datasets x (6 remedies x 5 seeds + 8 choices) + 6 at double length, "
+             "about 2,500 steps of 64 x 768 each", HEAD_PARAMETERS, 2 * 38 * 2_500 * 64 + 6 * 5_000 * 64, tokens=1,
+             batch_size=64, on_cpu=True, cpu_step_s=HEAD_STEP_S),
+        Work("fine-tuning: 2 remedies x 3 seeds x 4,000 sentences x 3 epochs", BERT_BASE, 2 * 3 * 3 * 4_000),
+        Work("scoring the fine-tuned models: 6 x 6,872 sentences", BERT_BASE, 6 * 6_872, train=False),
+        Work("the Trainer appendix: 4 steps", BERT_BASE, 4 * 32),
     ],
     "06_knowledge_distillation": [
         *_teacher_if_not_cached("06"),

@@ -7,7 +7,10 @@ loss is any ``loss_fn(logits, labels)``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -18,6 +21,7 @@ from torch.utils.data import WeightedRandomSampler
 from transformers import Trainer
 
 WEIGHT_SCHEMES = ("inverse", "effective")
+REMEDIES = ("cross-entropy", "oversampling", "undersampling", "weights: inverse", "weights: effective", "focal")
 
 
 def class_counts(labels: Sequence[int], num_labels: int) -> np.ndarray:
@@ -139,6 +143,186 @@ def best_threshold(y_true: Sequence[int], scores: Sequence[float], min_recall: f
         ok = np.flatnonzero(recall >= min_recall)
         i = int(ok[np.argmax(precision[ok])])
     return float(thresholds[i]), float(precision[i]), float(recall[i])
+
+
+def prior_corrected_scores(scores: Sequence[float], train_prior: float, target_prior: float = 0.5) -> np.ndarray:
+    """P(minority) moved from the class prior the model was trained at to ``target_prior`` (Bayes' rule,
+    Saerens et al. 2002): the logit shifts by log-odds(target) − log-odds(train). With ``target_prior = 0.5``
+    this is the logit adjustment log p − log π (Menon et al. 2021): "positive" when p > ``train_prior``."""
+    for name, prior in (("train_prior", train_prior), ("target_prior", target_prior)):
+        if not 0.0 < prior < 1.0:
+            raise ValueError(f"{name} must be a class share in (0, 1), got {prior!r}.")
+    p = np.clip(_finite_scores(scores), 1e-12, 1 - 1e-12)
+    if ((p < 0) | (p > 1)).any():
+        raise ValueError("scores must be probabilities of the minority class, in [0, 1].")
+    shift = math.log(target_prior / (1 - target_prior)) - math.log(train_prior / (1 - train_prior))
+    return 1.0 / (1.0 + np.exp(-(np.log(p / (1 - p)) + shift)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Every remedy, trained the same way: a classifier head on frozen sentence features
+
+
+@dataclass(frozen=True)
+class RemedySettings:
+    """The remedies' own knobs: ``beta`` of the effective-number weights; focal loss's ``focal_gamma`` and
+    ``focal_alpha``, the minority class's weight (Lin et al. 2017 use γ = 2, α = 0.25; the majority gets 1 − α;
+    ``None``: no weights)."""
+
+    beta: float = 0.999
+    focal_gamma: float = 2.0
+    focal_alpha: float | None = 0.25
+
+
+def remedy_loss(remedy: str, labels: Sequence[int], settings: RemedySettings = RemedySettings()
+                ) -> Callable[[Tensor, Tensor], Tensor]:
+    """The training loss ``loss_fn(logits, labels)`` of ``remedy`` (one of ``REMEDIES``) for binary ``labels``
+    (the minority class is 1): cross-entropy, class-weighted cross-entropy, or focal loss."""
+    _check_remedy(remedy)
+    if remedy.startswith("weights: "):
+        return weighted_cross_entropy(class_weights(labels, 2, remedy.split(": ")[1], beta=settings.beta))
+    if remedy == "focal":
+        alpha = settings.focal_alpha
+        if alpha is not None and not 0.0 < alpha < 1.0:
+            raise ValueError(f"focal_alpha must be in (0, 1) or None, got {alpha!r}.")
+        return FocalLoss(settings.focal_gamma, None if alpha is None else torch.tensor([1.0 - alpha, alpha]))
+    return lambda logits, y: F.cross_entropy(logits.float(), y)
+
+
+def remedy_batches(remedy: str, labels: Sequence[int], steps: int, batch_size: int, seed: int) -> np.ndarray:
+    """Row indices of ``steps`` training batches, shape ``(steps, batch_size)``, for ``remedy``: shuffled passes
+    over all rows; class-balanced draws with replacement (``oversampling``); or shuffled passes over a
+    balanced subset, repeated as often as needed (``undersampling``). Every remedy gets the same steps."""
+    _check_remedy(remedy)
+    for name, value in (("steps", steps), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    total = steps * batch_size
+    if remedy == "oversampling":
+        weights = 1.0 / class_counts(labels, 2)[labels]
+        return rng.choice(len(labels), size=total, p=weights / weights.sum()).reshape(steps, batch_size)
+    rows = undersample_indices(labels, 2, seed=seed) if remedy == "undersampling" else np.arange(len(labels))
+    passes = [rng.permutation(rows) for _ in range(-(-total // len(rows)))]
+    return np.concatenate(passes)[:total].reshape(steps, batch_size)
+
+
+def _check_remedy(remedy: str) -> None:
+    if remedy not in REMEDIES:
+        raise ValueError(f"Unknown remedy {remedy!r}; known remedies: {', '.join(REMEDIES)}.")
+
+
+@dataclass
+class HeadRun:
+    """One remedy's training run: its training objective (the remedy's loss on the rows it trains on, without
+    the L2 term) after each epoch of ``len(train)`` examples, P(minority) on each evaluated split at the end
+    (``scores``) and after each checkpoint step (``checkpoint_scores``)."""
+
+    remedy: str
+    seed: int
+    steps: int
+    epoch_losses: list[float]
+    scores: dict[str, np.ndarray]
+    checkpoint_scores: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def loss_change(self, epochs_back: int = 1) -> float:
+        """Relative change of the last epoch's mean loss against ``epochs_back`` epochs earlier."""
+        if len(self.epoch_losses) <= epochs_back:
+            raise ValueError(f"The run has {len(self.epoch_losses)} epochs; cannot look {epochs_back} back.")
+        before, last = self.epoch_losses[-1 - epochs_back], self.epoch_losses[-1]
+        return abs(last - before) / max(abs(before), 1e-12)
+
+
+def _objective(remedy: str, labels: np.ndarray, settings: RemedySettings, seed: int
+               ) -> tuple[np.ndarray, Callable[[Tensor, Tensor], Tensor]]:
+    """The rows and the loss whose minimum ``remedy``'s training seeks: its loss over the rows it draws from;
+    for ``oversampling``, the expected loss of class-balanced draws (inverse-weighted cross-entropy)."""
+    if remedy == "undersampling":
+        return undersample_indices(labels, 2, seed=seed), remedy_loss("cross-entropy", labels)
+    if remedy == "oversampling":
+        return np.arange(len(labels)), weighted_cross_entropy(class_weights(labels, 2, "inverse"))
+    return np.arange(len(labels)), remedy_loss(remedy, labels, settings)
+
+
+def classifier_head(input_size: int, hidden_size: int | None = 256, dropout: float = 0.1) -> nn.Sequential:
+    """The classifier on top of frozen sentence vectors: Linear → GELU → Dropout → Linear to 2 classes, or
+    one Linear layer (logistic regression) when ``hidden_size`` is ``None``."""
+    if hidden_size is None:
+        return nn.Sequential(nn.Linear(input_size, 2))
+    return nn.Sequential(nn.Linear(input_size, hidden_size), nn.GELU(), nn.Dropout(dropout),
+                         nn.Linear(hidden_size, 2))
+
+
+def train_head(features: np.ndarray, labels: Sequence[int], remedy: str, *, steps: int, seed: int,
+               evaluate: Mapping[str, np.ndarray], settings: RemedySettings = RemedySettings(),
+               batch_size: int = 64, learning_rate: float = 1e-2, l2: float = 1e-3,
+               hidden_size: int | None = None, checkpoints: Sequence[int] = ()) -> HeadRun:
+    """Train ``classifier_head`` on frozen ``features`` with ``remedy`` for exactly ``steps`` Adam steps (cosine
+    decay of ``learning_rate``); return P(minority) for each array in ``evaluate`` (features of other splits).
+
+    The loss adds ``l2`` × the squared weights (not the biases): with the default linear head the objective is
+    then strictly convex, so every remedy has one optimum for the training to converge to. Features are
+    standardised with the training rows' mean and spread. The seed fixes the head's start and the batches,
+    so two remedies with one seed start from the same head.
+    """
+    x, y = np.asarray(features, dtype=np.float32), np.asarray(labels)
+    if x.ndim != 2 or len(x) != len(y):
+        raise ValueError(f"features must be (examples, dims) with one label per row; got {x.shape} and {y.shape}.")
+    bad = [k for k, v in evaluate.items() if np.ndim(v) != 2 or np.shape(v)[1] != x.shape[1]]
+    if bad:
+        raise ValueError(f"evaluate[{bad[0]!r}] must be (examples, {x.shape[1]}) like the training features.")
+    batches = remedy_batches(remedy, y, steps, batch_size, seed)
+    loss_fn = remedy_loss(remedy, y, settings)
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    scale = lambda a: torch.from_numpy((np.asarray(a, dtype=np.float32) - mean) / std)  # noqa: E731
+    x_train, y_train = scale(x), torch.from_numpy(y).long()
+    torch.manual_seed(seed)
+    head = classifier_head(x.shape[1], hidden_size)
+    if not 0.0 <= l2 < math.inf:
+        raise ValueError(f"l2 must be a finite number >= 0, got {l2!r}.")
+    weights = [p for name, p in head.named_parameters() if name.endswith("weight")]
+    optimizer = torch.optim.Adam(head.parameters(), lr=learning_rate)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    evaluate = {name: scale(a) for name, a in evaluate.items()}
+
+    @torch.no_grad()
+    def score() -> dict[str, np.ndarray]:
+        head.eval()
+        out = {name: head(a).softmax(-1)[:, 1].numpy() for name, a in evaluate.items()}
+        head.train()
+        return out
+
+    objective_rows, objective = _objective(remedy, y, settings, seed)
+    x_objective, y_objective = x_train[objective_rows], y_train[objective_rows]
+
+    @torch.no_grad()
+    def objective_now() -> float:
+        head.eval()
+        value = objective(head(x_objective), y_objective).item()
+        head.train()
+        return value
+
+    steps_per_epoch = -(-len(y) // batch_size)
+    epoch_losses, checkpoint_scores = [], {}
+    started = time.perf_counter()
+    head.train()
+    for step, rows in enumerate(batches, start=1):
+        rows = torch.from_numpy(rows)
+        loss = loss_fn(head(x_train[rows]), y_train[rows]) + l2 * sum((w ** 2).sum() for w in weights)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"The {remedy} loss became {loss.item()} at step {step}; lower the "
+                                     f"learning rate ({learning_rate}) or check the features for NaN.")
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        if step % steps_per_epoch == 0 or step == steps:
+            epoch_losses.append(objective_now())
+        if step in checkpoints:
+            checkpoint_scores[step] = score()
+    return HeadRun(remedy, seed, steps, epoch_losses, score(), checkpoint_scores, time.perf_counter() - started)
 
 
 # ---------------------------------------------------------------------------------------------

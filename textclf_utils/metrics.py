@@ -152,6 +152,35 @@ def paired_bootstrap_difference(metric: Metric, y_true, pred_a, pred_b, n_resamp
                     float(result.confidence_interval.high), confidence)
 
 
+def bootstrap_seed_mean(metric: Metric, y_true, predictions, baseline=None, n_resamples: int = 2000,
+                        confidence: float = 0.95, seed: int = 0) -> Interval:
+    """Interval of a metric averaged over several training seeds, resampling the test examples.
+
+    ``predictions`` has one row per seed (``(seeds, examples)``; a 1-D array is one seed). With ``baseline``
+    (same shape) the interval is of the paired difference mean(metric(predictions)) − mean(metric(baseline)):
+    both scored on the same resampled examples, so the examples' own difficulty cancels out.
+    """
+    _check_bootstrap(n_resamples, confidence)
+    true = np.asarray(y_true)
+    sets = [np.atleast_2d(np.asarray(predictions))]
+    if baseline is not None:
+        sets.append(np.atleast_2d(np.asarray(baseline)))
+    if true.ndim != 1 or any(s.ndim != 2 or s.shape[1] != len(true) for s in sets):
+        raise ValueError(f"predictions (and baseline) must be (seeds, {len(true)}) for {len(true)} labels, got "
+                         f"{[s.shape for s in sets]}.")
+
+    def statistic(rows: np.ndarray) -> float:
+        means = [np.mean([metric(true[rows], row[rows]) for row in s]) for s in sets]
+        return means[0] - means[1] if baseline is not None else means[0]
+
+    rng = np.random.default_rng(seed)
+    every = np.arange(len(true))
+    draws = np.array([statistic(rng.integers(0, len(true), len(true))) for _ in range(n_resamples)])
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(draws, [alpha, 1 - alpha])
+    return Interval(float(statistic(every)), float(low), float(high), confidence)
+
+
 @dataclass(frozen=True)
 class McNemarResult:
     only_a_correct: int
