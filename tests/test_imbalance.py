@@ -284,8 +284,12 @@ def test_train_head_converges_and_learns_the_minority():
     run = imbalance.train_head(x, LABELS, "cross-entropy", steps=600, seed=0, batch_size=50,
                                evaluate={"train": x}, l2=0.01, checkpoints=(5,))
     assert len(run.epoch_losses) == 300 and run.epoch_losses[-1] < run.epoch_losses[0]
-    assert run.loss_change(75) < 0.03  # flat over the last quarter
-    assert run.loss_change(1) < 1e-3 < run.loss_change(299)  # ... unlike the start
+    assert run.late_change(75) < 0.01  # flat over the last quarter ...
+    assert run.late_change(299) == pytest.approx(1.0)  # ... the whole drop, seen from the first epoch
+    short = imbalance.train_head(x, LABELS, "cross-entropy", steps=600, seed=0, batch_size=50, evaluate={},
+                                 l2=0.01, learning_rate=1e-4)
+    # a step size too small: still falling late (the cosine decay alone does not flatten it), far from the optimum
+    assert short.late_change(75) > 2 * run.late_change(75) and short.epoch_losses[-1] > run.epoch_losses[-1] + 0.1
     assert imbalance.average_precision(LABELS, run.scores["train"]) > 0.8
     assert set(run.checkpoint_scores) == {5} and run.checkpoint_scores[5]["train"].shape == (100,)
     # at its optimum, cross-entropy with an intercept matches the training prior on average
@@ -304,4 +308,18 @@ def test_the_objective_of_undersampling_is_its_own_subset():
     rows = imbalance.undersample_indices(LABELS, 2, seed=0)
     assert len(run.epoch_losses) == 20 and rows.size == 20
     with pytest.raises(ValueError, match="cannot look"):
-        run.loss_change(20)
+        run.late_change(20)
+
+
+def test_minority_calibration_by_hand():
+    y = np.array([0, 0, 0, 1, 1, 0, 1, 1])
+    p = np.array([0.05, 0.05, 0.15, 0.15, 0.95, 0.95, 0.95, 0.95])
+    table = imbalance.minority_reliability(y, p, n_bins=10)
+    assert table["count"].tolist() == [2, 2, 4] and table["low"].tolist() == [0.0, 0.1, 0.9]
+    assert np.allclose(table["observed"], [0.0, 0.5, 0.75]) and np.allclose(table["predicted"], [0.05, 0.15, 0.95])
+    # (2 * 0.05 + 2 * 0.35 + 4 * 0.2) / 8
+    assert imbalance.minority_calibration_error(y, p, 10) == pytest.approx(0.2)
+    assert imbalance.minority_calibration_error([0, 1], [0.0, 1.0]) == 0.0
+    assert imbalance.minority_reliability([1], [1.0], 10)["low"].tolist() == [0.9]  # p = 1 falls in the last bin
+    with pytest.raises(ValueError, match="probabilities"):
+        imbalance.minority_calibration_error([0, 1], [0.2, 1.5])

@@ -227,12 +227,13 @@ class HeadRun:
     checkpoint_scores: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
     seconds: float = 0.0
 
-    def loss_change(self, epochs_back: int = 1) -> float:
-        """Relative change of the last epoch's mean loss against ``epochs_back`` epochs earlier."""
+    def late_change(self, epochs_back: int = 1) -> float:
+        """How much the objective still moved in the last ``epochs_back`` epochs, as a share of its whole drop
+        since the first epoch: 0 when it has flattened (a share, so it also works for losses near zero)."""
         if len(self.epoch_losses) <= epochs_back:
             raise ValueError(f"The run has {len(self.epoch_losses)} epochs; cannot look {epochs_back} back.")
-        before, last = self.epoch_losses[-1 - epochs_back], self.epoch_losses[-1]
-        return abs(last - before) / max(abs(before), 1e-12)
+        first, before, last = self.epoch_losses[0], self.epoch_losses[-1 - epochs_back], self.epoch_losses[-1]
+        return abs(before - last) / max(abs(first - last), 1e-12)
 
 
 def _objective(remedy: str, labels: np.ndarray, settings: RemedySettings, seed: int
@@ -416,6 +417,31 @@ def average_precision(y_true, scores) -> float:
     precision = tp / (last_of_ties + 1)
     recall = tp / tp[-1]
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def minority_reliability(y_true, scores, n_bins: int = 10) -> "pd.DataFrame":
+    """The minority class's reliability: test examples binned by predicted P(minority) (equal-width bins), with
+    each bin's count, mean predicted probability and the share that truly is the minority (empty bins dropped)."""
+    import pandas as pd
+
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}.")
+    y, p = _binary_arrays(y_true, scores, "scores")
+    if ((p < 0) | (p > 1)).any():
+        raise ValueError("scores must be probabilities of the minority class, in [0, 1].")
+    which = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    rows = [{"low": b / n_bins, "high": (b + 1) / n_bins, "count": int((which == b).sum()),
+             "predicted": float(p[which == b].mean()), "observed": float(y[which == b].mean())}
+            for b in range(n_bins) if (which == b).any()]
+    return pd.DataFrame(rows)
+
+
+def minority_calibration_error(y_true, scores, n_bins: int = 10) -> float:
+    """The count-weighted mean gap |observed share − mean predicted P(minority)| over ``minority_reliability``'s
+    bins: the calibration of the rare class's probability, which the top-label ECE barely sees when most
+    examples are confidently of the majority."""
+    table = minority_reliability(y_true, scores, n_bins)
+    return float((table["count"] * (table["observed"] - table["predicted"]).abs()).sum() / table["count"].sum())
 
 
 def binary_report(y_true, y_pred, scores) -> dict[str, float]:
