@@ -580,3 +580,11 @@ def test_no_source_points_to_dropbox():
     urls = [f.url or "" for spec in data.DATASETS.values() for f in spec.files]
     assert urls and not any("dropbox" in url.lower() for url in urls)
     assert all(f.hub.repo for spec in data.DATASETS.values() for f in spec.files)
+
+
+def test_sst2_sentence_groups_put_each_phrase_with_its_sentence():
+    from textclf_utils.data import sst2_sentence_groups
+
+    texts = ["a truly fine film", "fine film", "a truly", "dull and slow", "and slow", "unrelated phrase"]
+    groups = sst2_sentence_groups(texts)
+    assert groups.tolist() == [0, 0, 0, 3, 3, 5]

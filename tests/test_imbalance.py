@@ -323,3 +323,22 @@ def test_minority_calibration_by_hand():
     assert imbalance.minority_reliability([1], [1.0], 10)["low"].tolist() == [0.9]  # p = 1 falls in the last bin
     with pytest.raises(ValueError, match="probabilities"):
         imbalance.minority_calibration_error([0, 1], [0.2, 1.5])
+
+
+def test_prior_splits_keep_each_group_in_one_split():
+    from datasets import Dataset
+
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(200), 5)  # 200 "sentences" of 5 phrases each
+    labels = (rng.random(1000) < 0.5).astype(int)
+    data = Dataset.from_dict({"text": [f"row {i}" for i in range(1000)], "label": labels.tolist()})
+    splits = imbalance.prior_splits(data, {"train": 200, "validation": 100, "test": 200}, 0.05, seed=0,
+                                    groups=groups)
+    seen = {name: {groups[int(t.split()[1])] for t in split["text"]} for name, split in splits.items()}
+    assert not (seen["train"] & seen["test"]) and not (seen["train"] & seen["validation"])
+    assert not (seen["validation"] & seen["test"])
+    assert [sum(s["label"]) for s in splits.values()] == [10, 5, 10]
+    with pytest.raises(ValueError, match="share of the groups has"):
+        imbalance.prior_splits(data, {"train": 500, "test": 500}, 0.9, groups=groups)
+    with pytest.raises(ValueError, match="one id per row"):
+        imbalance.prior_splits(data, {"train": 10}, 0.5, groups=groups[:10])

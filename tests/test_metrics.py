@@ -181,3 +181,15 @@ def test_bootstrap_seed_mean_averages_seeds_and_pairs_the_difference():
     assert single.estimate == accuracy_score(y, good[0])
     with pytest.raises(ValueError, match="seeds"):
         metrics.bootstrap_seed_mean(accuracy_score, y, good[:, :10])
+
+
+def test_bootstrap_seed_mean_resamples_whole_groups():
+    y = np.array([1, 1, 1, 1, 0, 0, 0, 0] * 10)
+    pred = np.array([1, 1, 1, 1, 1, 1, 1, 1] * 5 + [0, 0, 0, 0, 0, 0, 0, 0] * 5)  # right on whole groups
+    groups = np.repeat(np.arange(20), 4)  # 4 identical examples per group
+    rows = metrics.bootstrap_seed_mean(accuracy_score, y, pred, n_resamples=400)
+    clusters = metrics.bootstrap_seed_mean(accuracy_score, y, pred, n_resamples=400, groups=groups)
+    assert rows.estimate == clusters.estimate == 0.5
+    assert clusters.high - clusters.low > 1.5 * (rows.high - rows.low)  # 20 groups, not 80 examples
+    with pytest.raises(ValueError, match="one id per example"):
+        metrics.bootstrap_seed_mean(accuracy_score, y, pred, groups=groups[:5])

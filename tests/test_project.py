@@ -58,3 +58,44 @@ def test_every_notebook_starts_with_the_environment_report():
     for nb in sorted((REPO / "notebooks").glob("*.ipynb")):
         code = [("".join(c["source"])) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
         assert any("setup_notebook(" in c for c in code[:3]), f"{nb.name} does not call setup_notebook() first"
+
+
+COMMITTED_NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb")) + sorted((REPO / "notebooks" / "solutions").glob("*.ipynb"))
+# Committed before finished progress bars were required; their next cpu run (scripts/run_course.py --in-place)
+# clears them from this list. Every other check applies to them already.
+OUTPUTS_WITH_UNFINISHED_BARS = {"06_knowledge_distillation.ipynb", "03_finetune_bert_solutions.ipynb",
+                                "06_knowledge_distillation_solutions.ipynb"}
+MACHINE_PATH = re.compile(r"(?<![\w.])/(?:work|root|home|tmp|Users|content)/\S+")
+UNFINISHED_BAR = re.compile(r"(?<!\d)0%\|")
+
+
+def _output_text(output: dict) -> str:
+    text = output.get("text", "")
+    plain = output.get("data", {}).get("text/plain", "")
+    return ("".join(text) if isinstance(text, list) else text) + ("".join(plain) if isinstance(plain, list) else plain)
+
+
+def test_committed_notebooks_show_a_real_run_a_learner_can_read():
+    """Outputs of one top-to-bottom run: every code cell executed in order, no errors, no machine paths,
+    no progress bar left at 0 %, no table whose text form is an object's address."""
+    problems = []
+    for path in COMMITTED_NOTEBOOKS:
+        name = path.relative_to(REPO)
+        counts = []
+        for index, cell in enumerate(json.loads(path.read_text())["cells"]):
+            if cell["cell_type"] != "code":
+                continue
+            counts.append(cell.get("execution_count"))
+            for output in cell.get("outputs", []):
+                text = _output_text(output)
+                if output.get("output_type") == "error":
+                    problems.append(f"{name} cell {index}: an error output ({output.get('ename')})")
+                if MACHINE_PATH.search(text):
+                    problems.append(f"{name} cell {index}: a machine path {MACHINE_PATH.search(text)[0]!r}")
+                if UNFINISHED_BAR.search(text) and path.name not in OUTPUTS_WITH_UNFINISHED_BARS:
+                    problems.append(f"{name} cell {index}: a progress bar left at 0 %")
+                if re.search(r"object at 0x[0-9a-f]+>", text):
+                    problems.append(f"{name} cell {index}: an object's repr instead of a readable table")
+        if None in counts or counts != sorted(counts) or len(set(counts)) != len(counts):
+            problems.append(f"{name}: execution counts not one run in order ({counts})")
+    assert not problems, "\n".join(problems)

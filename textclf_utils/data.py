@@ -166,6 +166,11 @@ class LeakFreeSplit:
                 f"{len(self.train_rows):,} rows left to train on")
 
 
+def word_runs(text: str) -> Iterator[str]:
+    """Every run of consecutive words of ``text`` shorter than the whole: the phrases SST-2 could hold of it."""
+    return _word_spans(text.split())
+
+
 def _word_spans(words: list[str]) -> Iterator[str]:
     """Every contiguous run of ``words`` shorter than the whole, joined by spaces."""
     n = len(words)
@@ -203,6 +208,26 @@ def leak_free_sst2_split(texts: Sequence[str], labels: Sequence[int], validation
     keep[removed] = False
     return LeakFreeSplit(train_rows=np.flatnonzero(keep), validation_rows=validation_rows,
                          removed_rows=removed, whole_rows=whole)
+
+
+def sst2_sentence_groups(texts: Sequence[str]) -> np.ndarray:
+    """For each SST-2 training row, the index of the whole sentence whose parse tree holds it (a row that no
+    whole sentence contains is its own group). Rows of one group share words and labels: keep a group in one
+    split, and resample groups, not rows, for intervals."""
+    texts = list(texts)
+    row_of = {text: i for i, text in enumerate(texts)}
+    inside_another = {span for text in texts for span in _word_spans(text.split()) if span in row_of}
+    groups = np.full(len(texts), -1, dtype=int)
+    for i, text in enumerate(texts):
+        if text in inside_another:
+            continue
+        for span in [text, *_word_spans(text.split())]:
+            j = row_of.get(span)
+            if j is not None and groups[j] < 0:
+                groups[j] = i
+    alone = groups < 0
+    groups[alone] = np.flatnonzero(alone)
+    return groups
 
 
 def _build_sms_spam(folder: Path, spec: DatasetSpec, seed: int) -> DatasetDict:

@@ -263,8 +263,9 @@ def train_head(features: np.ndarray, labels: Sequence[int], remedy: str, *, step
     """Train ``classifier_head`` on frozen ``features`` with ``remedy`` for exactly ``steps`` Adam steps (cosine
     decay of ``learning_rate``); return P(minority) for each array in ``evaluate`` (features of other splits).
 
-    The loss adds ``l2`` × the squared weights (not the biases): with the default linear head the objective is
-    then strictly convex, so every remedy has one optimum for the training to converge to. Features are
+    The loss adds ``l2`` × the squared weights (not the biases). With the default linear head the objective is
+    convex for every remedy but focal loss, and all its minima make the same predictions; focal loss is not
+    convex, so its convergence is a matter to check (``late_change``, a longer run). Features are
     standardised with the training rows' mean and spread. The seed fixes the head's start and the batches,
     so two remedies with one seed start from the same head.
     """
@@ -331,11 +332,14 @@ def train_head(features: np.ndarray, labels: Sequence[int], remedy: str, *, step
 
 
 def prior_splits(dataset, sizes: dict[str, int], minority_fraction: float, minority_label: int = 1,
-                 seed: int = 42):
+                 seed: int = 42, groups: Sequence[int] | None = None):
     """Disjoint splits of ``dataset`` (a ``datasets.Dataset`` with a ``label`` column), each of the given
     size with ``round(size * minority_fraction)`` examples of ``minority_label``, the rest from the others
     (in their own proportions). E.g. ``{"train": 2000, "validation": 1000, "test": 2000}`` at 0.05.
-    Returns a ``DatasetDict``; raises ``ValueError`` when ``dataset`` has too few rows of a kind.
+
+    ``groups`` (one id per row, e.g. ``data.sst2_sentence_groups``) keeps related rows together: every group
+    goes to one split (shares of groups in proportion to the sizes), so no text of one split is part of
+    another's. Returns a ``DatasetDict``; raises ``ValueError`` when ``dataset`` has too few rows of a kind.
     """
     from datasets import DatasetDict
 
@@ -345,20 +349,31 @@ def prior_splits(dataset, sizes: dict[str, int], minority_fraction: float, minor
         raise ValueError(f"sizes must map split names to positive integers, got {sizes}.")
     labels = np.asarray(dataset["label"])
     rng = np.random.default_rng(seed)
-    minority = rng.permutation(np.flatnonzero(labels == minority_label))
-    majority = rng.permutation(np.flatnonzero(labels != minority_label))
-    wanted = {name: round(n * minority_fraction) for name, n in sizes.items()}
-    need_min, need_maj = sum(wanted.values()), sum(sizes.values()) - sum(wanted.values())
-    if need_min > len(minority) or need_maj > len(majority):
-        raise ValueError(f"The splits {sizes} at a minority fraction of {minority_fraction} need {need_min} rows "
-                         f"of label {minority_label} and {need_maj} others; the dataset has {len(minority)} and "
-                         f"{len(majority)}.")
-    splits, used_min, used_maj = {}, 0, 0
+    if groups is None:
+        owner = {name: np.arange(len(labels)) for name in sizes}  # every split draws from one shuffled pool
+    else:
+        groups = np.asarray(groups)
+        if groups.shape != labels.shape:
+            raise ValueError(f"groups must hold one id per row ({len(labels)}), got shape {groups.shape}.")
+        unique = rng.permutation(np.unique(groups))
+        cuts = np.round(np.cumsum(list(sizes.values())) / sum(sizes.values()) * len(unique)).astype(int)
+        bucket = dict(zip(unique, np.searchsorted(cuts, np.arange(len(unique)), side="right")))
+        of_row = np.array([bucket[g] for g in groups])
+        owner = {name: np.flatnonzero(of_row == k) for k, name in enumerate(sizes)}
+    splits, used = {}, np.zeros(len(labels), dtype=bool)
     for name, n in sizes.items():
-        k = wanted[name]
-        rows = np.concatenate([minority[used_min:used_min + k], majority[used_maj:used_maj + n - k]])
-        used_min, used_maj = used_min + k, used_maj + n - k
-        splits[name] = dataset.select(np.sort(rows))
+        rows = rng.permutation(owner[name])
+        rows = rows[~used[rows]]
+        k = round(n * minority_fraction)
+        minority, majority = rows[labels[rows] == minority_label], rows[labels[rows] != minority_label]
+        if k > len(minority) or n - k > len(majority):
+            where = "the dataset has" if groups is None else "its share of the groups has"
+            raise ValueError(f"Split {name!r} of {n} at a minority fraction of {minority_fraction} would need {k} "
+                             f"rows of label {minority_label} and {n - k} others; {where} {len(minority)} and "
+                             f"{len(majority)} left. Use smaller sizes or a larger dataset.")
+        chosen = np.concatenate([minority[:k], majority[:n - k]])
+        used[chosen] = True
+        splits[name] = dataset.select(np.sort(chosen))
     return DatasetDict(splits)
 
 
@@ -438,8 +453,9 @@ def minority_reliability(y_true, scores, n_bins: int = 10) -> "pd.DataFrame":
 
 def minority_calibration_error(y_true, scores, n_bins: int = 10) -> float:
     """The count-weighted mean gap |observed share − mean predicted P(minority)| over ``minority_reliability``'s
-    bins: the calibration of the rare class's probability, which the top-label ECE barely sees when most
-    examples are confidently of the majority."""
+    bins: the calibration of the rare class's probability. The top-label ECE can miss it: it bins by the
+    predicted class's probability, so P(minority) = q and 1 − q share a bin, and a model that over-predicts
+    the minority is under-confident on one and over-confident on the other; the gaps cancel."""
     table = minority_reliability(y_true, scores, n_bins)
     return float((table["count"] * (table["observed"] - table["predicted"]).abs()).sum() / table["count"].sum())
 

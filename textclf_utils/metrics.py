@@ -153,12 +153,14 @@ def paired_bootstrap_difference(metric: Metric, y_true, pred_a, pred_b, n_resamp
 
 
 def bootstrap_seed_mean(metric: Metric, y_true, predictions, baseline=None, n_resamples: int = 2000,
-                        confidence: float = 0.95, seed: int = 0) -> Interval:
+                        confidence: float = 0.95, seed: int = 0, groups=None) -> Interval:
     """Interval of a metric averaged over several training seeds, resampling the test examples.
 
     ``predictions`` has one row per seed (``(seeds, examples)``; a 1-D array is one seed). With ``baseline``
     (same shape) the interval is of the paired difference mean(metric(predictions)) − mean(metric(baseline)):
-    both scored on the same resampled examples, so the examples' own difficulty cancels out.
+    both scored on the same resampled examples, so the examples' own difficulty cancels out. ``groups`` (one
+    id per example) resamples whole groups of related examples (a cluster bootstrap), e.g. the phrases of
+    one sentence, which are not independent of each other.
     """
     _check_bootstrap(n_resamples, confidence)
     true = np.asarray(y_true)
@@ -175,7 +177,21 @@ def bootstrap_seed_mean(metric: Metric, y_true, predictions, baseline=None, n_re
 
     rng = np.random.default_rng(seed)
     every = np.arange(len(true))
-    draws = np.array([statistic(rng.integers(0, len(true), len(true))) for _ in range(n_resamples)])
+    if groups is None:
+        draw = lambda: rng.integers(0, len(true), len(true))  # noqa: E731
+    else:
+        groups = np.asarray(groups)
+        if groups.shape != true.shape:
+            raise ValueError(f"groups must hold one id per example ({len(true)}), got shape {groups.shape}.")
+        order = np.argsort(groups, kind="stable")
+        _, starts, counts = np.unique(groups[order], return_index=True, return_counts=True)
+
+        def draw() -> np.ndarray:  # whole groups, drawn with replacement
+            chosen = rng.integers(0, len(starts), len(starts))
+            sizes = counts[chosen]
+            first = np.repeat(starts[chosen] - np.cumsum(sizes) + sizes, sizes)
+            return order[first + np.arange(sizes.sum())]
+    draws = np.array([statistic(draw()) for _ in range(n_resamples)])
     alpha = (1 - confidence) / 2
     low, high = np.quantile(draws, [alpha, 1 - alpha])
     return Interval(float(statistic(every)), float(low), float(high), confidence)
