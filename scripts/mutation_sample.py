@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, default=20, help="how many mutants to draw (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="the seed of the draw (default 0)")
     parser.add_argument("--timeout", type=float, default=None,
-                        help="seconds per mutant (default: 3 times the unmutated run, plus 30)")
+                        help="seconds per mutant (default: 5 times the unmutated run, plus 60)")
     parser.add_argument("--list", action="store_true", help="print the drawn mutants and run nothing")
     args = parser.parse_args(argv)
     if args.sample < 1:
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         outcome, seconds = _run_tests(copy_root, tests, timeout=3600)
         if outcome != "passed":
             sys.exit(f"The unmutated tests {tests} do not pass ({outcome}): fix them first.")
-        timeout = args.timeout or 3 * seconds + 30
+        timeout = args.timeout or 5 * seconds + 60
         print(f"unmutated tests pass in {seconds:.0f} s; timeout per mutant {timeout:.0f} s")
         target = copy_root / PACKAGE / f"{args.module}.py"
         for m in chosen:
