@@ -48,6 +48,7 @@ TESTS: dict[str, list[str]] = {
 
 # Mutants checked by hand to change no behaviour, by module and ``Mutant.key``, with the reason.
 EQUIVALENT: dict[str, dict[str, str]] = {
+    "distill": {"L211:95 False -> True": "tqdm(leave=True): the finished progress bar stays on screen, display only"},
     "imbalance": {"L48:14 1.0 -> 2.0": "raw = 2 / counts: the weights are divided by their mean, which cancels the 2"},
 }
 
