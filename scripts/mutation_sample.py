@@ -23,6 +23,7 @@ import copy
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -48,6 +49,7 @@ TESTS: dict[str, list[str]] = {
 
 # Mutants checked by hand to change no behaviour, by module and ``Mutant.key``, with the reason.
 EQUIVALENT: dict[str, dict[str, str]] = {
+    "data": {"L384:80 True -> False": "tqdm(unit_scale=False): the download bar shows bytes, not kB/MB, display only"},
     "distill": {"L211:95 False -> True": "tqdm(leave=True): the finished progress bar stays on screen, display only"},
     "imbalance": {"L48:14 1.0 -> 2.0": "raw = 2 / counts: the weights are divided by their mean, which cancels the 2"},
 }
@@ -175,12 +177,15 @@ def _run_tests(copy_root: Path, tests: list[str], timeout: float) -> tuple[str, 
     python, env = _python(copy_root)
     command = [*python, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
     started = time.monotonic()
-    try:
-        done = subprocess.run(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return "timeout", time.monotonic() - started
-    return ("passed" if done.returncode == 0 else "failed"), time.monotonic() - started
+    with subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          start_new_session=True) as process:
+        try:
+            code = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # its own session: data loader workers go too
+            process.wait()
+            return "timeout", time.monotonic() - started
+    return ("passed" if code == 0 else "failed"), time.monotonic() - started
 
 
 def _copy_package(copy_root: Path) -> None:
