@@ -169,12 +169,14 @@ def test_labels_must_be_a_non_empty_flat_sequence(y_true):
 
 
 def test_summary_scores_a_class_with_one_example_and_weights_the_averages_by_support():
-    prob = np.array([[0.7, 0.2, 0.1], [0.5, 0.4, 0.1], [0.2, 0.7, 0.1], [0.3, 0.3, 0.4], [0.1, 0.3, 0.6]])
-    table = metrics.classification_summary([0, 0, 1, 1, 2], prob.argmax(1), ["a", "b", "c"], y_prob=prob)
+    prob = np.array([[0.7, 0.2, 0.1, 0], [0.5, 0.4, 0.1, 0], [0.2, 0.7, 0.1, 0], [0.3, 0.3, 0.4, 0],
+                     [0.1, 0.3, 0.6, 0]])
+    table = metrics.classification_summary([0, 0, 1, 1, 2], prob.argmax(1), ["a", "b", "c", "d"], y_prob=prob)
     # class b: positives scored 0.7 and 0.3, negatives 0.2, 0.4, 0.3: (3 + 1 + 1/2) of 6 pairs in order;
     # AP: 0.7 -> P 1, R 1/2; 0.3 -> P 2/4, R 1. Class c has one example, ranked first: 1, not NaN.
-    assert table["roc_auc"].tolist()[:3] == pytest.approx([1.0, 0.75, 1.0])
-    assert table["average_precision"].tolist()[:3] == pytest.approx([1.0, 0.75, 1.0])
+    # Class d has none: NaN, left out of the averages.
+    assert table["roc_auc"].tolist()[:4] == pytest.approx([1.0, 0.75, 1.0, np.nan], nan_ok=True)
+    assert table["average_precision"].tolist()[:4] == pytest.approx([1.0, 0.75, 1.0, np.nan], nan_ok=True)
     for column in ("roc_auc", "average_precision"):
         assert table.loc["macro avg", column] == pytest.approx(2.75 / 3)
         assert table.loc["weighted avg", column] == pytest.approx((2 * 1.0 + 2 * 0.75 + 1 * 1.0) / 5)
