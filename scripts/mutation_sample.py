@@ -39,7 +39,7 @@ REPO_FILES = ("pyproject.toml", "data/README.md")
 TESTS: dict[str, list[str]] = {
     "attention": ["tests/test_attention.py"],
     "data": ["tests/test_data.py"],
-    "distill": ["tests/test_distill.py"],
+    "distill": ["tests/test_distill.py", "tests/test_gpu_path.py"],  # the latter: mixed precision on the CPU
     "imbalance": ["tests/test_imbalance.py"],
     "metrics": ["tests/test_metrics.py"],
     "recipes": ["tests/test_training.py"],
