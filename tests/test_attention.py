@@ -345,3 +345,49 @@ def test_each_check_catches_its_bug():
 def test_reference_check_reports_modules_whose_weights_do_not_fit():
     result = check_matches_torch_multihead(nn.Linear(H, H), H, HEADS)
     assert not result.passed and "cannot load" in result.detail
+
+
+# --- limits found by the sampled mutation run (scripts/mutation_sample.py, tests/MUTATION.md) -------
+
+
+def test_one_head_is_allowed_and_no_head_is_refused():
+    assert MultiHeadAttention(16, 1)(torch.randn(1, 3, 16))[1].shape == (1, 1, 3, 3)
+    with pytest.raises(ValueError, match="positive"):
+        MultiHeadAttention(16, 0)
+
+
+def test_silencing_stderr_gives_the_same_stderr_back():
+    import os
+
+    from textclf_utils.attention import _stderr_silenced
+
+    before = os.fstat(2)
+    with _stderr_silenced():
+        os.write(2, b"a profiler's log line\n")
+    assert (os.fstat(2).st_dev, os.fstat(2).st_ino) == (before.st_dev, before.st_ino)
+
+
+def test_linear_growth_limit_is_inclusive(monkeypatch):
+    from textclf_utils import attention
+
+    monkeypatch.setattr(attention, "growth_exponent", lambda *args: 1.3)
+    assert check_memory_growth([1, 2], [1, 2], "linear", tolerance=0.3) == 1.3
+    with pytest.raises(AssertionError, match="L\\^1.30, not linear"):
+        check_memory_growth([1, 2], [1, 2], "linear", tolerance=0.2)
+
+
+class UnnormalisedWeights(MultiHeadAttention):
+    """Returns the attention weights doubled: right shapes, rows summing to 2."""
+
+    def forward(self, x, mask=None):
+        output, weights = super().forward(x, mask)
+        return output, 2 * weights
+
+
+def test_shape_check_catches_weights_that_do_not_sum_to_one():
+    result = check_shapes(UnnormalisedWeights(H, HEADS), H, HEADS)
+    assert not result.passed and result.detail == "attention weights' rows do not sum to 1"
+
+
+def test_an_exactly_equivariant_module_passes_with_no_tolerance():
+    assert check_permutation_equivariance(nn.Identity(), H, atol=0.0).passed

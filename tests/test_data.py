@@ -311,7 +311,7 @@ def test_user_csv_without_a_header_needs_column_names(tmp_path):
     path.write_text('3,"Wall St., again",Stocks fell\n1,World news,Talks\n', encoding="utf-8")
     ds = data.load_csv_dataset(path, "title", "class", header=None, column_names=["class", "title", "body"])
     assert ds["train"]["text"] == ["Wall St., again", "World news"] and ds["train"].features["label"].names == ["1", "3"]
-    with pytest.raises(ValueError, match="column_names"):
+    with pytest.raises(ValueError, match=r"without a header row \(header=None\) needs column_names"):
         data.load_csv_dataset(path, "title", "class", header=None)
     with pytest.raises(ValueError, match="header=None"):
         data.load_csv_dataset(path, "title", "class", column_names=["class", "title", "body"])
@@ -588,3 +588,32 @@ def test_sst2_sentence_groups_put_each_phrase_with_its_sentence():
     texts = ["a truly fine film", "fine film", "a truly", "dull and slow", "and slow", "unrelated phrase"]
     groups = sst2_sentence_groups(texts)
     assert groups.tolist() == [0, 0, 0, 3, 3, 5]
+
+
+# ------------------------------------------------------------------------------------------------
+# Cases found by the sampled mutation run (scripts/mutation_sample.py, tests/MUTATION.md)
+
+
+def test_a_separator_inside_the_text_stays_in_the_text():
+    path = Path("corpus.txt")
+    assert data._split_line("1\ta\tb", "\t", path, 1, label_first=True) == ("a\tb", "1")
+    assert data._split_line("a;b;joy", ";", path, 1, label_first=False) == ("a;b", "joy")
+    with pytest.raises(ValueError, match=r"corpus.txt, line 7: expected two fields"):
+        data._split_line("no separator", "\t", path, 7, label_first=True)
+
+
+def test_word_spans_are_every_shorter_run_once():
+    assert list(data._word_spans("a b c".split())) == ["a", "a b", "b", "b c", "c"]
+
+
+def test_a_partial_download_folder_is_stale_only_past_the_deadline(tmp_path, monkeypatch):
+    import os
+
+    now = 2_000_000_000
+    monkeypatch.setattr(data.time, "time", lambda: float(now))
+    ages = {"at": data.DOWNLOAD_DEADLINE_S, "past": data.DOWNLOAD_DEADLINE_S + 1}
+    for name, age in ages.items():
+        (tmp_path / f".partial-{name}").mkdir()
+        os.utime(tmp_path / f".partial-{name}", ns=(int((now - age) * 1e9),) * 2)
+    data._remove_stale_partials(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [".partial-at"]  # a download may take the whole deadline

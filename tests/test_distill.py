@@ -398,3 +398,51 @@ def test_stored_size_counts_the_quantized_biases():
     without = {k: v for k, v in stored.items() if not k.endswith("_packed_params.bias")}
     assert sum(t.numel() * t.element_size() for t in stored.values()) - sum(
         t.numel() * t.element_size() for t in without.values()) == biases > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Limits found by the sampled mutation run (scripts/mutation_sample.py, tests/MUTATION.md)
+
+
+def test_predict_logits_one_text_at_a_time(tokenizer):
+    model, texts = tiny_bert(), ["a much longer sentence than the others", "short", "middle sized one"]
+    assert torch.allclose(distill.predict_logits(model, tokenizer, texts, 32, batch_size=1),
+                          distill.predict_logits(model, tokenizer, texts, 32, batch_size=3), atol=1e-5)
+
+
+def test_every_other_layer_of_two_layers_is_the_first():
+    assert distill.every_other_layer(2) == [0] and distill.every_other_layer(5) == [0, 2, 4]
+    with pytest.raises(ValueError, match="at least 2 layers, got 1"):
+        distill.every_other_layer(1)
+
+
+def test_trainer_wraps_only_a_student_with_a_frozen_config(tmp_path):
+    bert_student, encoder_student = tiny_bert(), tiny_encoder()
+    assert trainer_for(bert_student, tmp_path).model is bert_student  # a Hugging Face model as it is
+    wrapped = trainer_for(encoder_student, tmp_path).model
+    assert wrapped is not encoder_student and wrapped.student is encoder_student
+
+
+def test_gradient_accumulation_logs_the_mean_loss_not_the_sum(tokenizer):
+    torch.manual_seed(1)
+    config = EncoderConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
+                           max_position_embeddings=64, dropout=0.0, attention_dropout=0.0)
+    student = EncoderForSequenceClassification(config, 2)
+    data = Dataset.from_dict({"text": ["a fine film"] * 8, "label": [1] * 8})  # every batch has the same loss
+    expected = F.cross_entropy(distill.predict_logits(student, tokenizer, ["a fine film"], 16), torch.tensor([1]))
+    history = distill.train_student(student, tokenizer, data, alpha=1.0, temperature=2.0, epochs=1,
+                                    learning_rate=1e-12, batch_size=2, max_length=16, progress=False,
+                                    logging_steps=1, gradient_accumulation_steps=2)
+    # two optimizer steps of two batches each: the logged loss is their mean (Trainer divides by 2), not the sum
+    assert [h["loss"] for h in history] == pytest.approx([expected.item()] * 2, abs=1e-3)
+
+
+def test_timed_passes_follow_the_warm_up(tokenizer, monkeypatch):
+    calls = []
+    times = distill._timed_batches(lambda **batch: calls.append(batch), [{"x": 1}, {"x": 2}], repeats=3, warmup=2)
+    assert len(times) == 3 and len(calls) == (2 + 3) * 2
+    ticks = iter(np.arange(0.0, 1000.0, 0.5))
+    monkeypatch.setattr(distill.time, "perf_counter", lambda: float(next(ticks)))
+    speed = distill.measure_speed(tiny_bert(), tokenizer, ["a text"] * 4, 16, latency_examples=2,
+                                  throughput_batches=1, batch_size=4, repeats=1, warmup=0)
+    assert speed == {"latency_ms": pytest.approx(250.0), "throughput": pytest.approx(8.0)}  # no warm-up needed

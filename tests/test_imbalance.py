@@ -342,3 +342,40 @@ def test_prior_splits_keep_each_group_in_one_split():
         imbalance.prior_splits(data, {"train": 500, "test": 500}, 0.9, groups=groups)
     with pytest.raises(ValueError, match="one id per row"):
         imbalance.prior_splits(data, {"train": 10}, 0.5, groups=groups[:10])
+
+
+# Limits found by the sampled mutation run (scripts/mutation_sample.py, tests/MUTATION.md)
+
+
+def test_a_label_equal_to_num_labels_is_outside():
+    with pytest.raises(ValueError, match=r"labels must lie in 0\.\.1, found 0\.\.2"):
+        imbalance.class_counts([0, 1, 2], 2)
+
+
+def test_balanced_sampler_of_one_draw():
+    assert len(list(imbalance.balanced_sampler([0, 1, 1], 2, num_samples=1))) == 1
+
+
+@pytest.mark.parametrize("min_recall", [0.0, 1.5])
+def test_min_recall_outside_the_unit_interval_is_refused(min_recall):
+    with pytest.raises(ValueError, match=r"min_recall must be in \(0, 1\]"):
+        imbalance.best_threshold([0, 1], [0.2, 0.8], min_recall=min_recall)
+
+
+def test_threshold_with_no_true_positive_has_f1_zero():
+    # threshold 0.9 catches only the negative: P = R = 0, so F1 is 0 there, not the best; 0.1 gives 2/3
+    assert imbalance.best_threshold([1, 0], [0.1, 0.9]) == pytest.approx((0.1, 0.5, 1.0))
+    assert imbalance.best_threshold([1, 0], [0.1, 0.9], min_recall=1.0) == pytest.approx((0.1, 0.5, 1.0))
+
+
+def test_prior_splits_may_use_every_row_of_each_kind():
+    splits = imbalance.prior_splits(_labelled([1] * 10 + [0] * 10), {"train": 12, "test": 8}, 0.5, seed=0)
+    assert [sorted(v["label"]) for v in splits.values()] == [[0] * 6 + [1] * 6, [0] * 4 + [1] * 4]
+    assert set(splits["train"]["text"]) | set(splits["test"]["text"]) == {f"row {i}" for i in range(20)}
+    with pytest.raises(ValueError, match=r"\(0, 1\), got 0.0"):
+        imbalance.prior_splits(_labelled([1, 0]), {"train": 2}, 0.0)
+
+
+def test_binary_arrays_of_different_lengths_are_refused():
+    with pytest.raises(ValueError, match="two 1-D arrays of equal, non-zero length"):
+        imbalance.minority_f1([0, 1], [1])

@@ -193,3 +193,38 @@ def test_bootstrap_seed_mean_resamples_whole_groups():
     assert clusters.high - clusters.low > 1.5 * (rows.high - rows.low)  # 20 groups, not 80 examples
     with pytest.raises(ValueError, match="one id per example"):
         metrics.bootstrap_seed_mean(accuracy_score, y, pred, groups=groups[:5])
+
+
+# ---------------------------------------------------------------------------------------------
+# Cases found by the sampled mutation run (scripts/mutation_sample.py, tests/MUTATION.md)
+
+
+def test_summary_scores_a_class_with_one_example_and_weights_the_averages_by_support():
+    prob = np.array([[0.7, 0.2, 0.1, 0], [0.5, 0.4, 0.1, 0], [0.2, 0.7, 0.1, 0], [0.3, 0.3, 0.4, 0],
+                     [0.1, 0.3, 0.6, 0]])
+    table = metrics.classification_summary([0, 0, 1, 1, 2], prob.argmax(1), ["a", "b", "c", "d"], y_prob=prob)
+    # class b: positives scored 0.7 and 0.3, negatives 0.2, 0.4, 0.3: (3 + 1 + 1/2) of 6 pairs in order;
+    # AP: 0.7 -> P 1, R 1/2; 0.3 -> P 2/4, R 1. Class c has one example, ranked first: 1, not NaN.
+    # Class d has none: NaN, left out of the averages.
+    assert table["roc_auc"].tolist()[:4] == pytest.approx([1.0, 0.75, 1.0, np.nan], nan_ok=True)
+    assert table["average_precision"].tolist()[:4] == pytest.approx([1.0, 0.75, 1.0, np.nan], nan_ok=True)
+    for column in ("roc_auc", "average_precision"):
+        assert table.loc["macro avg", column] == pytest.approx(2.75 / 3)
+        assert table.loc["weighted avg", column] == pytest.approx((2 * 1.0 + 2 * 0.75 + 1 * 1.0) / 5)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # one resample has no spread to report
+def test_bootstrap_limits_one_resample_and_two_examples():
+    assert metrics.bootstrap_interval(accuracy_score, [0, 1], [0, 1], n_resamples=1).estimate == 1.0
+    with pytest.raises(ValueError, match="equal length ≥ 2"):
+        metrics.bootstrap_interval(accuracy_score, [1], [1])
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: metrics.paired_bootstrap_difference(accuracy_score, [0, 1], [0, 1], [0]), "equal length"),
+    (lambda: metrics.paired_bootstrap_difference(accuracy_score, [[0, 1]], [[0, 1]], [[0, 1]]), "1-D"),
+    (lambda: metrics.reliability_table([0, 1], [0.9, 0.8]), r"y_prob must have shape \(examples, classes\)"),
+])
+def test_shapes_are_checked(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,30 @@ def test_run_course_follows_textclf_profile(monkeypatch, tmp_path, env, argv, ex
     assert run_course.main([*argv, "01", "--output-dir", str(tmp_path)]) == 0
     assert seen and all(p.parent == tmp_path for p in seen)
     assert os.environ["TEXTCLF_PROFILE"] == expected
+
+
+def test_mutation_sites_of_a_small_function(monkeypatch):
+    spec = importlib.util.spec_from_file_location("mutation_sample", REPO / "scripts" / "mutation_sample.py")
+    mutation = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "mutation_sample", mutation)  # its dataclass looks itself up there
+    spec.loader.exec_module(mutation)
+    source = ('def f(x: int = 3, flag=True) -> int:\n'
+              '    """Doc 1 < 2."""\n'
+              '    if x < 0 and flag:\n'
+              '        raise ValueError(f"x={x + 1}")\n'
+              '    return x * 2\n')
+    sites = {m.description: m for m in mutation.mutation_sites(source)}
+    # nothing from the defaults, the annotations, the docstring or the f-string
+    assert sorted(sites) == sorted(["< -> <=", "0 -> 1", "and -> or", "raise -> pass", "return value -> return None",
+                                    "* -> /", "2 -> 3"])
+    lines = lambda key: sites[key].apply(source).splitlines()  # noqa: E731
+    assert lines("< -> <=")[2] == "    if (x <= 0) and flag:"
+    assert lines("and -> or")[2] == "    if (x < 0 or flag):"
+    assert lines("raise -> pass")[3] == "        pass"
+    assert lines("return value -> return None")[4] == "    return None"
+    assert lines("* -> /")[4] == "    return (x / 2)"
+    assert lines("2 -> 3")[4] == "    return x * 3"
+    for mutant in sites.values():  # each changes one thing and stays valid Python
+        compile(mutant.apply(source), "mutant", "exec")
+    assert mutation.sample(list(sites.values()), 3, seed=1) == mutation.sample(list(sites.values()), 3, seed=1)
+    assert mutation.mutation_sites("ok = not False\n")[0].apply("ok = not False\n") == "ok = not True\n"

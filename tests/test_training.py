@@ -400,6 +400,26 @@ def test_trainer_recipe_refuses_bad_input_before_training(bert, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+
+def test_trainer_recipe_stops_at_a_non_finite_loss(bert, tmp_path):
+    tokenizer, model = bert
+    data = _dataset(["a good film", "a bad film"] * 8, [1, 0] * 8)
+    training_calls = []
+
+    def nan_at_the_third_training_step(module, args, logits):
+        if module.training:
+            training_calls.append(1)
+            return logits * math.nan if len(training_calls) == 3 else logits
+        return logits
+
+    model.classifier.register_forward_hook(nan_at_the_third_training_step)  # the model's loss follows
+    # the rate of step 3: 0.01 decayed linearly over 8 steps, 2 of them done
+    with pytest.raises(FloatingPointError, match=r"loss is nan at step 3 \(learning rate 0.0075\).*Lower the"):
+        trainer_recipe.train_with_trainer(model, tokenizer, data, data, output_dir=str(tmp_path), epochs=2,
+                                          learning_rate=0.01, batch_size=4, max_length=8, warmup_ratio=0.0,
+                                          progress=False, use_cpu=True)
+    assert len(training_calls) == 3 and all(torch.isfinite(p).all() for p in model.parameters())
+
 # --- the recipe and the shared cache -------------------------------------------------------------
 
 

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from transformers import Trainer
 
-from .training import (TEXT_COLUMN, amp_settings, check_classification_dataset, check_max_length,
-                       _check_positive, loader_settings, model_num_labels)
-
+from .training import (TEXT_COLUMN, amp_settings, check_classification_dataset, check_finite_loss,
+                       check_max_length, _check_positive, loader_settings, model_num_labels)
 
 
 def tokenize_for_trainer(dataset, tokenizer, max_length: int):
@@ -103,6 +103,23 @@ def trainer_history(log_history: list[dict[str, Any]]) -> list[dict[str, float]]
     return [r for _, r in sorted(by_epoch.items()) if "eval_loss" in r or "train_loss" in r]
 
 
+class FiniteLossTrainer(Trainer):
+    """``transformers.Trainer`` that stops at the first NaN/inf training loss, as ``train_classifier`` does.
+
+    The check is in ``compute_loss``, not in a callback's ``on_log``: the Trainer's default
+    ``logging_nan_inf_filter`` replaces a non-finite loss by the window's mean before logging it.
+    """
+
+    def compute_loss(self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False,
+                     num_items_in_batch: torch.Tensor | int | None = None):
+        result = super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                      num_items_in_batch=num_items_in_batch)
+        if model.training:
+            loss = result[0] if return_outputs else result
+            check_finite_loss(loss.item(), self.state.global_step + 1, self._get_learning_rate())
+        return result
+
+
 def train_with_trainer(model: nn.Module, tokenizer, train_dataset, eval_dataset, *, output_dir: str,
                        epochs: float, learning_rate: float, batch_size: int, max_length: int,
                        warmup_ratio: float = 0.1, weight_decay: float = 0.01, max_grad_norm: float = 1.0,
@@ -112,9 +129,10 @@ def train_with_trainer(model: nn.Module, tokenizer, train_dataset, eval_dataset,
 
     Returns ``(trainer, history)``: the trainer holds the best epoch's model, ``history`` has one dict
     per epoch (``epoch``, ``train_loss``, ``eval_loss``, ``eval_accuracy``, ``eval_f1_macro``).
-    The same checks as ``train_classifier`` run first.
+    The same checks as ``train_classifier`` run first, and a NaN/inf training loss stops it with a
+    ``FloatingPointError`` naming the step and the learning rate.
     """
-    from transformers import DataCollatorWithPadding, Trainer
+    from transformers import DataCollatorWithPadding
 
     num_labels = model_num_labels(model)
     check_classification_dataset(train_dataset, num_labels, "training dataset")
@@ -125,7 +143,7 @@ def train_with_trainer(model: nn.Module, tokenizer, train_dataset, eval_dataset,
                              warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
                              group_by_length=group_by_length, seed=seed, progress=progress,
                              mixed_precision=mixed_precision, **overrides)
-    trainer = Trainer(
+    trainer = FiniteLossTrainer(
         model=model,
         args=args,
         train_dataset=tokenize_for_trainer(train_dataset, tokenizer, max_length),
@@ -137,8 +155,6 @@ def train_with_trainer(model: nn.Module, tokenizer, train_dataset, eval_dataset,
     trainer.train()
     trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)  # drop the autocast wrapper
     return trainer, trainer_history(trainer.state.log_history)
-
-
 
 
 def accuracy_difference_tolerance(predictions_a, predictions_b, z: float = 3.0) -> float:

@@ -1,0 +1,263 @@
+"""A sampled mutation score of the unit tests of one ``textclf_utils`` module (run by hand, not in CI).
+
+    python scripts/mutation_sample.py metrics --sample 20 --seed 0
+
+Parses the module with ``ast``, lists every mutation site (comparisons ``<``/``<=``, ``>``/``>=``, ``==``/``!=``;
+arithmetic ``+``/``-``, ``*``/``/``; a number ``c`` to ``c + 1``; ``and``/``or``; ``True``/``False``; a ``raise``
+replaced by ``pass``; a returned value replaced by ``None``), draws ``--sample`` of them with ``--seed``, and
+for each writes the mutant into a temporary copy of the package (the real files are never touched) and runs
+the module's test files there with ``pytest -x -q``. A mutant is *killed* when the tests fail, *survived*
+when they pass, *timeout* when they run past ``--timeout`` twice (the second time with three times as long;
+counted as killed: the change was noticed). Mutants listed in ``EQUIVALENT`` (no behaviour change) are shown but left out of the score.
+
+Not mutated: docstrings and other strings, f-strings (message text), annotations, and parameter defaults
+(a default is a choice the tests would only restate). The sample depends on the module's text: edit the
+module and the same seed draws other sites.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import copy
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGE = "textclf_utils"
+# Copied next to the package, so that it finds its repository as the real one does (data/, artifacts/).
+REPO_FILES = ("pyproject.toml", "data/README.md")
+
+TESTS: dict[str, list[str]] = {
+    "attention": ["tests/test_attention.py"],
+    "data": ["tests/test_data.py"],
+    "distill": ["tests/test_distill.py", "tests/test_gpu_path.py"],  # the latter: mixed precision on the CPU
+    "imbalance": ["tests/test_imbalance.py"],
+    "metrics": ["tests/test_metrics.py"],
+    "recipes": ["tests/test_training.py"],
+    "trainer_recipe": ["tests/test_training.py"],
+    "training": ["tests/test_training.py"],
+}
+
+# Mutants checked by hand to change no behaviour, by module and ``Mutant.key``, with the reason.
+EQUIVALENT: dict[str, dict[str, str]] = {
+    "data": {"L384:80 True -> False": "tqdm(unit_scale=False): the download bar shows bytes, not kB/MB, display only"},
+    "distill": {"L211:95 False -> True": "tqdm(leave=True): the finished progress bar stays on screen, display only"},
+    "imbalance": {"L48:14 1.0 -> 2.0": "raw = 2 / counts: the weights are divided by their mean, which cancels the 2"},
+}
+
+SWAPS: dict[type, type] = {
+    ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq, ast.NotEq: ast.Eq,
+    ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.And: ast.Or, ast.Or: ast.And,
+}
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One change: the source span ``(line, col)``..``(end_line, end_col)`` (1-based lines, 0-based
+    columns, as ``ast`` gives them) becomes ``replacement``."""
+
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+    replacement: str
+    description: str
+
+    @property
+    def key(self) -> str:
+        return f"L{self.line}:{self.col} {self.description}"
+
+    def apply(self, source: str) -> str:
+        """``source`` with the span replaced."""
+        lines = source.splitlines(keepends=True)
+        start = sum(len(l) for l in lines[:self.line - 1]) + len(lines[self.line - 1].encode()[:self.col].decode())
+        end = sum(len(l) for l in lines[:self.end_line - 1]) + len(
+            lines[self.end_line - 1].encode()[:self.end_col].decode())
+        return source[:start] + self.replacement + source[end:]
+
+
+def _skipped_nodes(tree: ast.AST) -> set[int]:
+    """Ids of the nodes not to mutate: inside f-strings, annotations and parameter defaults."""
+    skipped: set[int] = set()
+
+    def skip(node: ast.AST | None) -> None:
+        if node is not None:
+            skipped.update(id(n) for n in ast.walk(node))
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            skip(node)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            for default in node.args.defaults + node.args.kw_defaults:
+                skip(default)
+            if not isinstance(node, ast.Lambda):
+                skip(node.returns)
+        elif isinstance(node, ast.arg):
+            skip(node.annotation)
+        elif isinstance(node, ast.AnnAssign):
+            skip(node.annotation)
+    return skipped
+
+
+def _span(node: ast.AST, replacement: str, description: str) -> Mutant:
+    return Mutant(node.lineno, node.col_offset, node.end_lineno, node.end_col_offset, replacement, description)
+
+
+def _changed(node: ast.expr, change) -> str:
+    """``node`` unparsed after ``change(copy)`` mutates a copy of it, in parentheses."""
+    mutated = copy.deepcopy(node)
+    change(mutated)
+    return f"({ast.unparse(mutated)})"
+
+
+def mutation_sites(source: str) -> list[Mutant]:
+    """Every mutant of ``source`` (see the module's docstring), in source order."""
+    tree = ast.parse(source)
+    skipped = _skipped_nodes(tree)
+    sites: list[Mutant] = []
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Compare):
+            for i, op in enumerate(node.ops):
+                if type(op) in SWAPS:
+                    new = SWAPS[type(op)]()
+
+                    def swap(n: ast.Compare, i: int = i, new: ast.cmpop = new) -> None:
+                        n.ops[i] = new
+
+                    sites.append(_span(node, _changed(node, swap),
+                                       f"{_symbol(op)} -> {_symbol(new)}"))
+        elif isinstance(node, (ast.BinOp, ast.BoolOp)) and type(node.op) in SWAPS:
+            new = SWAPS[type(node.op)]()
+            sites.append(_span(node, _changed(node, lambda n, new=new: setattr(n, "op", new)),
+                               f"{_symbol(node.op)} -> {_symbol(new)}"))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, bool):
+            sites.append(_span(node, str(not node.value), f"{node.value} -> {not node.value}"))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(
+                node.value, complex):
+            sites.append(_span(node, repr(node.value + 1), f"{node.value!r} -> {node.value + 1!r}"))
+        elif isinstance(node, ast.Raise):
+            sites.append(_span(node, "pass", "raise -> pass"))
+        elif isinstance(node, ast.Return) and node.value is not None and not (
+                isinstance(node.value, ast.Constant) and node.value.value is None):
+            sites.append(_span(node, "return None", "return value -> return None"))
+    return sorted(sites, key=lambda m: (m.line, m.col, m.description))
+
+
+def _symbol(op: ast.AST) -> str:
+    return {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=", ast.Add: "+",
+            ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.And: "and", ast.Or: "or"}[type(op)]
+
+
+def sample(sites: list[Mutant], size: int, seed: int) -> list[Mutant]:
+    """``size`` of ``sites`` drawn without replacement with ``seed``, in source order."""
+    chosen = random.Random(seed).sample(sites, min(size, len(sites)))
+    return sorted(chosen, key=lambda m: (m.line, m.col, m.description))
+
+
+def _python(copy_root: Path) -> tuple[list[str], dict[str, str]]:
+    """The interpreter's command and environment importing the package from ``copy_root``: ``-P`` keeps the
+    working directory (the real repository) off ``sys.path``."""
+    env = {**os.environ, "PYTHONPATH": str(copy_root), "PYTHONDONTWRITEBYTECODE": "1"}
+    return [sys.executable, "-P"], env
+
+
+def _run_tests(copy_root: Path, tests: list[str], timeout: float) -> tuple[str, float]:
+    """``("passed" | "failed" | "timeout", seconds)`` of the tests run against the package in ``copy_root``."""
+    python, env = _python(copy_root)
+    command = [*python, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    started = time.monotonic()
+    with subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          start_new_session=True) as process:
+        try:
+            code = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # its own session: data loader workers go too
+            process.wait()
+            return "timeout", time.monotonic() - started
+    return ("passed" if code == 0 else "failed"), time.monotonic() - started
+
+
+def _copy_package(copy_root: Path) -> None:
+    """The package and ``REPO_FILES`` copied to ``copy_root``; stop unless the tests would import that copy."""
+    shutil.copytree(REPO / PACKAGE, copy_root / PACKAGE, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in REPO_FILES:
+        (copy_root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, copy_root / name)
+    python, env = _python(copy_root)
+    found = subprocess.run([*python, "-c", f"import {PACKAGE}; print({PACKAGE}.__file__)"], env=env, cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    if not Path(found).resolve().is_relative_to(copy_root.resolve()):
+        sys.exit(f"The tests would import {found}, not the mutated copy in {copy_root}.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("module", choices=sorted(TESTS), help="a module of textclf_utils with unit tests")
+    parser.add_argument("--sample", type=int, default=20, help="how many mutants to draw (default 20)")
+    parser.add_argument("--seed", type=int, default=0, help="the seed of the draw (default 0)")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="seconds per mutant (default: 5 times the unmutated run, plus 60)")
+    parser.add_argument("--list", action="store_true", help="print the drawn mutants and run nothing")
+    args = parser.parse_args(argv)
+    if args.sample < 1:
+        parser.error(f"--sample must be a positive integer, got {args.sample}.")
+
+    path = REPO / PACKAGE / f"{args.module}.py"
+    source = path.read_text()
+    sites = mutation_sites(source)
+    chosen = sample(sites, args.sample, args.seed)
+    equivalent = EQUIVALENT.get(args.module, {})
+    print(f"{args.module}: {len(sites)} mutation sites, {len(chosen)} drawn (seed {args.seed})")
+    if args.list:
+        for m in chosen:
+            print(f"  {m.key}: {source.splitlines()[m.line - 1].strip()}")
+        return 0
+
+    tests = TESTS[args.module]
+    counts = {"killed": 0, "survived": 0, "timeout": 0, "equivalent": 0}
+    with tempfile.TemporaryDirectory(prefix="mutants-") as folder:
+        copy_root = Path(folder)
+        _copy_package(copy_root)
+        outcome, seconds = _run_tests(copy_root, tests, timeout=3600)
+        if outcome != "passed":
+            sys.exit(f"The unmutated tests {tests} do not pass ({outcome}): fix them first.")
+        timeout = args.timeout or 5 * seconds + 60
+        print(f"unmutated tests pass in {seconds:.0f} s; timeout per mutant {timeout:.0f} s")
+        target = copy_root / PACKAGE / f"{args.module}.py"
+        for m in chosen:
+            if m.key in equivalent:
+                counts["equivalent"] += 1
+                print(f"  equivalent {m.key}: {equivalent[m.key]}")
+                continue
+            target.write_text(m.apply(source))
+            try:
+                outcome, seconds = _run_tests(copy_root, tests, timeout)
+                if outcome == "timeout":  # on a shared machine, often a slow moment: once more, with more time
+                    outcome, seconds = _run_tests(copy_root, tests, 3 * timeout)
+            finally:
+                target.write_text(source)
+            status = {"failed": "killed", "passed": "survived", "timeout": "timeout"}[outcome]
+            counts[status] += 1
+            line = source.splitlines()[m.line - 1].strip()
+            print(f"  {status:8s} {m.key} ({seconds:.0f} s)" + (f"\n           {line}" if status == "survived" else ""),
+                  flush=True)
+    scored = counts["killed"] + counts["timeout"] + counts["survived"]
+    killed = counts["killed"] + counts["timeout"]
+    print(f"{args.module}: {killed}/{scored} killed ({100 * killed / max(scored, 1):.0f} %); "
+          f"{counts['timeout']} by timeout, {counts['equivalent']} equivalent left out")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
