@@ -1,4 +1,4 @@
-"""Tests of textclf_utils.distill: the loss, the Trainer subclass, layer dropping, quantization, the benchmark."""
+"""Tests of textclf_utils.distill: the loss, the Trainer subclass, layer dropping, the transfer set."""
 
 from __future__ import annotations
 
@@ -204,15 +204,15 @@ def test_train_student_learns_from_precomputed_teacher_logits(tokenizer):
 
 
 # ---------------------------------------------------------------------------------------------
-# Students, quantization, the benchmark
+# Students and the transfer set
 
 
-def test_layer_dropping_keeps_every_other_layer(tokenizer):
+def test_layer_dropping_keeps_half_the_layers_with_the_top_one(tokenizer):
     teacher = tiny_bert(layers=4)
     student = distill.layer_dropped_copy(teacher)
     assert student.config.num_hidden_layers == 2 and teacher.config.num_hidden_layers == 4
     teacher_state, student_state = teacher.state_dict(), student.state_dict()
-    for new, old in enumerate([0, 2]):
+    for new, old in enumerate([1, 3]):
         prefix_new, prefix_old = f"bert.encoder.layer.{new}.", f"bert.encoder.layer.{old}."
         names = [k for k in student_state if k.startswith(prefix_new)]
         assert names
@@ -220,9 +220,9 @@ def test_layer_dropping_keeps_every_other_layer(tokenizer):
             assert torch.equal(student_state[name], teacher_state[prefix_old + name[len(prefix_new):]])
     for name in ("bert.embeddings.word_embeddings.weight", "bert.pooler.dense.weight", "classifier.weight"):
         assert torch.equal(student_state[name], teacher_state[name])
-    chosen = distill.layer_dropped_copy(teacher, keep=[1, 3])
+    chosen = distill.layer_dropped_copy(teacher, keep=[0, 2])
     assert torch.equal(chosen.state_dict()["bert.encoder.layer.1.output.dense.weight"],
-                       teacher_state["bert.encoder.layer.3.output.dense.weight"])
+                       teacher_state["bert.encoder.layer.2.output.dense.weight"])
     batch = tokenizer(["a short test"], return_tensors="pt")
     assert student(**batch).logits.shape == (1, 2)
 
@@ -235,23 +235,6 @@ def test_layer_dropping_refuses_bad_layer_lists(keep):
         distill.layer_dropped_copy(tiny_encoder())
 
 
-def test_int8_quantization_shrinks_linears_and_keeps_predictions(tokenizer):
-    model = tiny_bert()
-    quantized = distill.quantize_int8(model)
-    assert len(distill._quantized_linears(quantized)) == 4 * 6 + 2  # per layer q, k, v, out, in, out; pooler; head
-    assert distill.count_parameters(quantized) == distill.count_parameters(model)
-    linear_weights = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
-    stored = distill._storable_state(quantized)
-    assert sum(t.numel() for t in stored.values() if t.dtype == torch.int8) == linear_weights
-    payload = sum(t.numel() * t.element_size() for t in stored.values())
-    size = distill.size_on_disk_mb(quantized) * 1e6
-    assert payload <= size < payload + 200 * len(stored)  # the tensors plus a small JSON header
-    assert distill.size_on_disk_mb(model) * 1e6 - size > 2.5 * linear_weights  # 4 bytes -> 1 byte per weight
-    texts = ["a fine film", "dull and far too long", "it is what it is"]
-    close = distill.predict_logits(model, tokenizer, texts, 32) - distill.predict_logits(quantized, tokenizer, texts, 32)
-    assert close.abs().max() < 0.05
-
-
 def test_predict_logits_keeps_the_order_of_the_texts(tokenizer):
     model = tiny_bert()
     texts = ["a much longer sentence than the others here", "short", "middle sized one"]
@@ -261,27 +244,6 @@ def test_predict_logits_keeps_the_order_of_the_texts(tokenizer):
             assert torch.allclose(logits[i], model(**tokenizer(text, return_tensors="pt")).logits[0], atol=1e-5)
     with pytest.raises(ValueError, match="empty"):
         distill.predict_logits(model, tokenizer, [], max_length=32)
-
-
-def test_benchmark_gives_ratios_to_the_reference(tokenizer):
-    data = Dataset.from_dict({"text": [f"example number {i} of the set" for i in range(8)], "label": [0, 1] * 4})
-    threads = torch.get_num_threads()
-    models = {"big": tiny_bert(layers=4), "small": distill.layer_dropped_copy(tiny_bert(layers=4))}
-    table = distill.benchmark_classifiers(models, tokenizer, data, reference="big", max_length=16, repeats=2,
-                                          latency_examples=4, throughput_batches=2, batch_size=4, num_threads=1,
-                                          progress=False)
-    assert list(table.index) == ["big", "small"]
-    assert table.loc["big", ["accuracy_kept", "smaller", "faster_latency", "faster_throughput"]].tolist() == [1, 1, 1, 1]
-    assert table.loc["small", "parameters"] < table.loc["big", "parameters"]
-    assert table.loc["small", "smaller"] > 1
-    assert (table[["latency_ms", "throughput", "size_mb"]] > 0).all().all()
-    with pytest.raises(ValueError, match="reference"):
-        distill.benchmark_classifiers(models, tokenizer, data, reference="teacher", max_length=16)
-    assert torch.get_num_threads() == threads  # restored
-    with pytest.raises(ValueError, match="num_threads"):
-        distill.benchmark_classifiers(models, tokenizer, data, reference="big", max_length=16, num_threads=0)
-    with pytest.raises(ValueError, match="at least"):
-        distill.measure_speed(models["big"], tokenizer, ["one"], 16)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -376,30 +338,6 @@ def test_train_student_refuses_bad_input(tokenizer, override, message):
         distill.train_student(tiny_encoder(), tokenizer, data, **kwargs)
 
 
-def test_measure_speed_with_a_fake_clock(tokenizer, monkeypatch):
-    ticks = iter(np.arange(0.0, 1000.0, 0.5))  # every call of the clock is 0.5 s after the last
-    monkeypatch.setattr(distill.time, "perf_counter", lambda: float(next(ticks)))
-    speed = distill.measure_speed(tiny_bert(), tokenizer, ["a text"] * 8, 16, latency_examples=4,
-                                  throughput_batches=2, batch_size=4, repeats=3, warmup=1)
-    # each timed pass takes 0.5 s: 4 examples one by one -> 125 ms each; 2 batches of 4 -> 16 examples/s
-    assert speed == {"latency_ms": pytest.approx(125.0), "throughput": pytest.approx(16.0)}
-    with pytest.raises(ValueError, match="warmup must be an integer >= 0"):
-        distill.measure_speed(tiny_bert(), tokenizer, ["a text"] * 8, 16, warmup=-1)
-
-
-def test_stored_size_counts_the_quantized_biases():
-    quantized = distill.quantize_int8(tiny_bert(layers=1))
-    stored = distill._storable_state(quantized)
-    for name, module in quantized.named_modules():
-        if module in distill._quantized_linears(quantized):
-            assert torch.equal(stored[f"{name}._packed_params._packed_params.bias"], module.bias())
-            assert stored[f"{name}._packed_params._packed_params.weight_int8"].dtype == torch.int8
-    biases = sum(t.numel() * 4 for k, t in stored.items() if k.endswith("_packed_params.bias"))
-    without = {k: v for k, v in stored.items() if not k.endswith("_packed_params.bias")}
-    assert sum(t.numel() * t.element_size() for t in stored.values()) - sum(
-        t.numel() * t.element_size() for t in without.values()) == biases > 0
-
-
 # ---------------------------------------------------------------------------------------------
 # Limits found by the sampled mutation run (scripts/mutation_sample.py, tests/MUTATION.md)
 
@@ -410,10 +348,31 @@ def test_predict_logits_one_text_at_a_time(tokenizer):
                           distill.predict_logits(model, tokenizer, texts, 32, batch_size=3), atol=1e-5)
 
 
-def test_every_other_layer_of_two_layers_is_the_first():
-    assert distill.every_other_layer(2) == [0] and distill.every_other_layer(5) == [0, 2, 4]
-    with pytest.raises(ValueError, match="at least 2 layers, got 1"):
-        distill.every_other_layer(1)
+def test_top_layers_are_evenly_spaced_and_keep_the_last():
+    assert distill.top_layers(6, 3) == [1, 3, 5] and distill.top_layers(6, 1) == [5]
+    assert distill.top_layers(6, 2) == [2, 5] and distill.top_layers(12, 6) == [1, 3, 5, 7, 9, 11]
+    assert distill.top_layers(4, 4) == [0, 1, 2, 3] and distill.top_layers(1, 1) == [0]
+    with pytest.raises(ValueError, match="Cannot keep 3 layers of a model with 2"):
+        distill.top_layers(2, 3)
+    with pytest.raises(ValueError, match="count must be a positive integer"):
+        distill.top_layers(6, 0)
+
+
+def test_augmented_texts_mask_words_and_sample_runs_without_copying_their_source():
+    texts = ["the plot is thin but the cast carries it", "a warm and funny film about growing up"]
+    augmented = distill.augment_texts(texts, copies=50, seed=3)
+    assert 60 < len(augmented) <= 100 and not set(augmented) & set(texts)
+    words = {w for t in texts for w in t.split()}
+    for text in augmented:
+        assert set(text.split()) <= words | {"[MASK]"} and set(text.split()) - {"[MASK]"}
+    masked = sum(text.split().count("[MASK]") for text in augmented) / sum(len(t.split()) for t in augmented)
+    assert 0.08 < masked < 0.25  # mask_probability = 0.1 of the words, a little more once unchanged texts go
+    short = [t for t in augmented if len(t.split()) <= 5]
+    assert 0.15 < len(short) / len(augmented) < 0.5  # ngram_probability = 0.25 of the tries are runs of 1-5 words
+    assert distill.augment_texts(texts, copies=50, seed=3) == augmented  # seeded
+    assert distill.augment_texts(texts, mask_probability=0.0, ngram_probability=0.0) == []
+    with pytest.raises(ValueError, match="mask_probability is a probability"):
+        distill.augment_texts(texts, mask_probability=1.5)
 
 
 def test_trainer_wraps_only_a_student_with_a_frozen_config(tmp_path):
@@ -435,14 +394,3 @@ def test_gradient_accumulation_logs_the_mean_loss_not_the_sum(tokenizer):
                                     logging_steps=1, gradient_accumulation_steps=2)
     # two optimizer steps of two batches each: the logged loss is their mean (Trainer divides by 2), not the sum
     assert [h["loss"] for h in history] == pytest.approx([expected.item()] * 2, abs=1e-3)
-
-
-def test_timed_passes_follow_the_warm_up(tokenizer, monkeypatch):
-    calls = []
-    times = distill._timed_batches(lambda **batch: calls.append(batch), [{"x": 1}, {"x": 2}], repeats=3, warmup=2)
-    assert len(times) == 3 and len(calls) == (2 + 3) * 2
-    ticks = iter(np.arange(0.0, 1000.0, 0.5))
-    monkeypatch.setattr(distill.time, "perf_counter", lambda: float(next(ticks)))
-    speed = distill.measure_speed(tiny_bert(), tokenizer, ["a text"] * 4, 16, latency_examples=2,
-                                  throughput_batches=1, batch_size=4, repeats=1, warmup=0)
-    assert speed == {"latency_ms": pytest.approx(250.0), "throughput": pytest.approx(8.0)}  # no warm-up needed

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from textclf_utils import config, distill, models, recipes, training
+from textclf_utils import compression, config, distill, models, recipes, training
 
 
 @pytest.fixture(scope="module")
@@ -285,4 +285,4 @@ def test_a_student_trained_in_mixed_precision_computes_in_float32_afterwards(tok
                           batch_size=4, max_length=8, progress=False)
     monkeypatch.delenv("TEXTCLF_PROFILE")
     inputs = tokenizer(["a good film"], return_tensors="pt")
-    assert distill.quantize_int8(student)(**inputs).logits.dtype == torch.float32  # failed: bf16 into int8 layers
+    assert compression.quantize_int8(student)(**inputs).logits.dtype == torch.float32  # failed: bf16 into int8 layers

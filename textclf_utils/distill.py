@@ -1,4 +1,4 @@
-"""Knowledge distillation: a small student learns from a fine-tuned teacher, then both are compressed and measured.
+"""Knowledge distillation: a small student learns from a fine-tuned teacher.
 
 - ``distillation_loss``: the loss of Hinton, Vinyals & Dean (2015), "Distilling the knowledge in a neural
   network": ``alpha * CE(student, labels) + (1 - alpha) * T^2 * KL(softmax(teacher / T) || softmax(student / T))``;
@@ -7,10 +7,11 @@
   with the teacher's logits either precomputed (a ``teacher_logits`` column, the teacher is frozen) or computed
   on the fly by a ``teacher`` model; ``train_student`` runs it on the course's recipe;
 - ``layer_dropped_copy``: a shallower copy of a BERT classifier initialised from some of its layers
-  (every other one by default, as DistilBERT was);
-- ``quantize_int8``: post-training dynamic int8 quantization of the ``nn.Linear`` layers;
-- ``benchmark_classifiers``: accuracy, parameters, size on disk, CPU latency and throughput, and ratios to a
-  reference model, each speed the median of repeated runs after warm-up.
+  (``top_layers`` picks them evenly and always keeps the last one);
+- ``augment_texts``: extra unlabelled sentences for a transfer set (masking and n-gram sampling, as Tang et
+  al. 2019 did); the teacher labels them.
+
+Shrinking and timing the result (int8, vocabulary pruning, the benchmark) is ``textclf_utils.compression``.
 """
 
 from __future__ import annotations
@@ -19,12 +20,8 @@ import copy
 import dataclasses
 import math
 import numbers
-import os
 import re
-import statistics
 import tempfile
-import time
-import warnings
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -34,7 +31,7 @@ from torch import nn
 from transformers import PrinterCallback, Trainer
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from .training import (LABEL_COLUMN, MODEL_INPUTS, TEXT_COLUMN, AmpSettings, amp_settings, autocast,
+from .training import (MODEL_INPUTS, TEXT_COLUMN, AmpSettings, amp_settings, autocast,
                        check_classification_dataset, check_finite_loss, check_max_length, check_tokenizer_fits_model,
                        loader_settings, model_num_labels, module_device)
 
@@ -201,7 +198,8 @@ def predict_logits(model: nn.Module, tokenizer, texts: Sequence[str], max_length
     check_max_length(max_length, model, tokenizer)
     _check_positive_ints(batch_size=batch_size)
     device = torch.device(device) if device is not None else module_device(model)
-    model.to(device)
+    if module_device(model) != device:  # (moving torchao's int8 tensors in place fails, even to where they are)
+        model.to(device)
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length)
     order = np.argsort([len(ids) for ids in encoded["input_ids"]], kind="stable")
     keys = [k for k in MODEL_INPUTS if k in encoded]
@@ -381,17 +379,22 @@ def train_student(student: nn.Module, tokenizer, train_dataset, *, alpha: float,
 # Students
 
 
-def every_other_layer(num_layers: int) -> list[int]:
-    """Layers 0, 2, 4, ... of ``num_layers``: the layers DistilBERT-style initialisation keeps."""
-    if num_layers < 2:
-        raise ValueError(f"Dropping layers needs a model with at least 2 layers, got {num_layers}.")
-    return list(range(0, num_layers, 2))
+def top_layers(num_layers: int, count: int) -> list[int]:
+    """``count`` of ``num_layers`` layers, evenly spaced and ending with the top one: (6, 3) -> [1, 3, 5],
+    (6, 1) -> [5], (12, 6) -> [1, 3, 5, 7, 9, 11]. The top layer is the one the classifier head was trained
+    on, so a copy that keeps it starts far better than one that keeps the bottom layers."""
+    for name, value in (("num_layers", num_layers), ("count", count)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    if count > num_layers:
+        raise ValueError(f"Cannot keep {count} layers of a model with {num_layers}.")
+    return [num_layers - 1 - round(i * num_layers / count) for i in reversed(range(count))]
 
 
 def layer_dropped_copy(model: nn.Module, keep: Sequence[int] | None = None,
                        device: torch.device | str | None = None) -> nn.Module:
     """A copy of a BERT-family classifier (``config.num_hidden_layers``, ``encoder.layer.<i>.`` weights) with
-    only the layers in ``keep`` (default: every other one), renumbered 0, 1, ...; embeddings, pooler and
+    only the layers in ``keep`` (default: half of them, ``top_layers``), renumbered 0, 1, ...; embeddings, pooler and
     classifier are copied as they are. The copy is on ``device`` (default: the model's own, so that the two
     can be compared tensor by tensor). The original is left untouched."""
     config = getattr(model, "config", None)
@@ -399,7 +402,7 @@ def layer_dropped_copy(model: nn.Module, keep: Sequence[int] | None = None,
     if not isinstance(num_layers, int):
         raise ValueError(f"{type(model).__name__} has no config.num_hidden_layers: layer_dropped_copy needs a "
                          "Hugging Face BERT-family model (e.g. BertForSequenceClassification).")
-    keep = every_other_layer(num_layers) if keep is None else [int(i) for i in keep]
+    keep = top_layers(num_layers, max(1, num_layers // 2)) if keep is None else [int(i) for i in keep]
     if not keep or sorted(set(keep)) != keep or keep[0] < 0 or keep[-1] >= num_layers:
         raise ValueError(f"keep must be increasing, distinct layer indices in 0..{num_layers - 1}, got {keep}.")
     new_index = {old: new for new, old in enumerate(keep)}
@@ -420,153 +423,34 @@ def layer_dropped_copy(model: nn.Module, keep: Sequence[int] | None = None,
 
 
 # ---------------------------------------------------------------------------------------------
-# Compression and the benchmark
+# A transfer set
 
 
-def quantize_int8(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` with every ``nn.Linear`` dynamically quantized to int8 (weights stored in int8,
-    activations quantized on the fly), for CPU inference. Embeddings and LayerNorms stay in float32.
+def augment_texts(texts: Sequence[str], copies: int = 1, *, mask_probability: float = 0.1,
+                  ngram_probability: float = 0.25, max_ngram: int = 5, mask_token: str = "[MASK]",
+                  seed: int = 0) -> list[str]:
+    """``copies`` new texts per text, made as Tang et al. (2019) made their transfer set: each word becomes
+    ``mask_token`` with probability ``mask_probability``; then, with probability ``ngram_probability``, only a
+    random run of 1 to ``max_ngram`` words is kept. The texts carry no label: the teacher gives them one.
+    Texts that come out equal to their source, or with no word left unmasked, are left out, so the result
+    may be shorter."""
+    import random
 
-    Uses ``torch.ao.quantization.quantize_dynamic``; PyTorch marks ``torch.ao.quantization`` deprecated in
-    favour of the separate ``torchao`` package, so that warning is silenced here.
-    """
-    model = copy.deepcopy(model).cpu().eval()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", category=FutureWarning)
-        warnings.filterwarnings("ignore", message=".*torch.ao.quantization is deprecated.*")
-        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
-        return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
-
-
-def _quantized_linears(model: nn.Module) -> list[nn.Module]:
-    from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
-
-    return [m for m in model.modules() if isinstance(m, DynamicQuantizedLinear)]
-
-
-def count_parameters(model: nn.Module) -> int:
-    """The number of weights, counting those packed inside dynamically quantized linear layers."""
-    total = sum(p.numel() for p in model.parameters())
-    for linear in _quantized_linears(model):
-        bias = linear.bias()
-        total += linear.weight().numel() + (bias.numel() if bias is not None else 0)
-    return total
-
-
-def _storable_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The state dict as plain tensors: a quantized weight becomes its int8 values plus scale and zero point."""
-    state: dict[str, torch.Tensor] = {}
-    for name, value in model.state_dict().items():
-        if isinstance(value, tuple):  # a dynamic quantized linear's packed (weight, bias)
-            weight, bias = value
-            state[f"{name}.weight_int8"] = weight.int_repr()
-            if weight.qscheme() in (torch.per_tensor_affine, torch.per_tensor_symmetric):
-                state[f"{name}.weight_scale"] = torch.tensor([weight.q_scale()])
-                state[f"{name}.weight_zero_point"] = torch.tensor([weight.q_zero_point()])
-            else:
-                state[f"{name}.weight_scale"] = weight.q_per_channel_scales()
-                state[f"{name}.weight_zero_point"] = weight.q_per_channel_zero_points()
-            if bias is not None:
-                state[f"{name}.bias"] = bias
-        elif isinstance(value, torch.Tensor):
-            state[name] = value
-    return {k: v.detach().contiguous().cpu().clone() for k, v in state.items()}
-
-
-def size_on_disk_mb(model: nn.Module) -> float:
-    """The size in MB (10^6 bytes) of ``model``'s weights written to a safetensors file (int8 weights of
-    quantized layers as int8 tensors with their scales)."""
-    from safetensors.torch import save_file
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "model.safetensors")
-        save_file(_storable_state(model), path)
-        return os.path.getsize(path) / 1e6
-
-
-def _timed_batches(model: nn.Module, batches: list[dict[str, torch.Tensor]], repeats: int, warmup: int) -> list[float]:
-    """Seconds per pass over ``batches``, once per repeat, after ``warmup`` untimed passes."""
-    times = []
-    with torch.inference_mode():
-        for run in range(warmup + repeats):
-            started = time.perf_counter()
-            for batch in batches:
-                model(**batch)
-            if run >= warmup:
-                times.append(time.perf_counter() - started)
-    return times
-
-
-def measure_speed(model: nn.Module, tokenizer, texts: Sequence[str], max_length: int, *,
-                  latency_examples: int = 32, throughput_batches: int = 4, batch_size: int = 32,
-                  repeats: int = 5, warmup: int = 1) -> dict[str, float]:
-    """CPU speed of ``model`` on ``texts`` (tokenised beforehand; tokenisation is not timed).
-
-    ``latency_ms``: milliseconds per example at batch size 1 over ``latency_examples`` texts;
-    ``throughput``: examples per second in batches of ``batch_size`` over ``throughput_batches`` batches.
-    Each is the median over ``repeats`` timed passes, after ``warmup`` untimed ones.
-    """
-    _check_positive_ints(repeats=repeats, latency_examples=latency_examples, throughput_batches=throughput_batches,
-                         batch_size=batch_size)
-    if isinstance(warmup, bool) or not isinstance(warmup, numbers.Integral) or warmup < 0:
-        raise ValueError(f"warmup must be an integer >= 0 (untimed passes), got {warmup!r}.")
-    check_max_length(max_length, model, tokenizer)
     texts = _check_texts(texts)
-    needed = max(latency_examples, throughput_batches * batch_size)
-    if len(texts) < needed:
-        raise ValueError(f"measure_speed needs at least {needed} texts, got {len(texts)}.")
-    model = model.cpu().eval()
-
-    def batches(rows: Sequence[str], size: int) -> list[dict[str, torch.Tensor]]:
-        return [dict(tokenizer(list(rows[i:i + size]), truncation=True, max_length=max_length, padding=True,
-                               return_tensors="pt")) for i in range(0, len(rows), size)]
-
-    single = batches(texts[:latency_examples], 1)
-    grouped = batches(texts[:throughput_batches * batch_size], batch_size)
-    latency = statistics.median(_timed_batches(model, single, repeats, warmup)) / latency_examples
-    throughput = throughput_batches * batch_size / statistics.median(_timed_batches(model, grouped, repeats, warmup))
-    return {"latency_ms": 1000 * latency, "throughput": throughput}
-
-
-def benchmark_classifiers(models: Mapping[str, nn.Module], tokenizer, dataset, *, reference: str, max_length: int,
-                          repeats: int = 5, warmup: int = 1, latency_examples: int = 32,
-                          throughput_batches: int = 4, batch_size: int = 32, num_threads: int | None = None,
-                          progress: bool = True):
-    """One row per model: accuracy on ``dataset`` (``text``/``label``), parameters, size on disk (MB), CPU
-    latency (ms per example at batch 1), throughput (examples/s at ``batch_size``), and the ratios to the
-    ``reference`` model: ``accuracy_kept`` (accuracy / reference's), ``smaller`` (reference size / size),
-    ``faster_latency`` and ``faster_throughput`` (speed-ups). A pandas ``DataFrame`` indexed by name.
-
-    Every model runs on the CPU with ``num_threads`` threads (default: as many as torch has now); all
-    share ``tokenizer``. Speeds are medians of ``repeats`` runs after ``warmup`` (see ``measure_speed``).
-    """
-    import pandas as pd
-    from tqdm.auto import tqdm
-
-    if reference not in models:
-        raise ValueError(f"The reference {reference!r} is not among the models {list(models)}.")
-    texts, labels = list(dataset[TEXT_COLUMN]), list(dataset[LABEL_COLUMN])
-    if num_threads is not None and (isinstance(num_threads, bool) or num_threads < 1):
-        raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}.")
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(num_threads or threads_before)
-    rows = []
-    try:
-        for name, model in tqdm(models.items(), desc="benchmark", disable=not progress):
-            model = model.cpu().eval()
-            logits = predict_logits(model, tokenizer, texts, max_length)
-            speed = measure_speed(model, tokenizer, texts, max_length, latency_examples=latency_examples,
-                                  throughput_batches=throughput_batches, batch_size=batch_size,
-                                  repeats=repeats, warmup=warmup)
-            rows.append({"model": name, "accuracy": accuracy_of(logits, labels),
-                         "parameters": count_parameters(model), "size_mb": size_on_disk_mb(model), **speed})
-    finally:
-        torch.set_num_threads(threads_before)
-    table = pd.DataFrame(rows).set_index("model")
-    ref = table.loc[reference]
-    table["accuracy_kept"] = table["accuracy"] / ref["accuracy"]
-    table["smaller"] = ref["size_mb"] / table["size_mb"]
-    table["faster_latency"] = ref["latency_ms"] / table["latency_ms"]
-    table["faster_throughput"] = table["throughput"] / ref["throughput"]
-    return table
+    for name, value in (("mask_probability", mask_probability), ("ngram_probability", ngram_probability)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} is a probability in [0, 1], got {value!r}.")
+    _check_positive_ints(copies=copies, max_ngram=max_ngram)
+    rng = random.Random(seed)
+    augmented = []
+    for _ in range(copies):
+        for text in texts:
+            words = [mask_token if rng.random() < mask_probability else word for word in text.split()]
+            if words and rng.random() < ngram_probability:
+                n = rng.randint(1, min(max_ngram, len(words)))
+                start = rng.randint(0, len(words) - n)
+                words = words[start:start + n]
+            new = " ".join(words)
+            if new != text and any(word != mask_token for word in words):
+                augmented.append(new)
+    return augmented
