@@ -128,7 +128,10 @@ def test_end_to_end_speed_with_a_fake_clock_times_the_tokenizer_too(tokenizer, m
     assert speed == {"throughput": pytest.approx(16.0), "latency_ms": pytest.approx(125.0)}
     assert calls == [4, 4] * 4 + [1] * 4 * 4  # the tokenizer ran inside every pass, warm-up included
     with pytest.raises(ValueError, match="warmup must be an integer >= 0"):
-        compression.measure_speed(tiny_bert(), tokenizer, ["a text"] * 8, 16, warmup=-1)
+        compression.measure_speed(tiny_bert(), tokenizer, ["a text"] * 8, 16, batch_size=4, latency_examples=4,
+                                  warmup=-1)
+    with pytest.raises(ValueError, match="texts is empty"):
+        compression.texts_per_second(len, [])
     with pytest.raises(ValueError, match="at least 64 texts"):
         compression.measure_speed(tiny_bert(), tokenizer, ["one"], 16)
 

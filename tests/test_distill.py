@@ -394,3 +394,24 @@ def test_gradient_accumulation_logs_the_mean_loss_not_the_sum(tokenizer):
                                     logging_steps=1, gradient_accumulation_steps=2)
     # two optimizer steps of two batches each: the logged loss is their mean (Trainer divides by 2), not the sum
     assert [h["loss"] for h in history] == pytest.approx([expected.item()] * 2, abs=1e-3)
+
+
+def test_teacher_logits_are_computed_once_then_read_and_a_damaged_entry_is_redone(tokenizer, tmp_path, monkeypatch):
+    from textclf_utils import model_cache, recipes
+
+    recipe, teacher, texts = recipes.finetune_recipe("sst2", "smoke"), tiny_bert(layers=1), ["a fine film", "dull"]
+    first = model_cache.cached_teacher_logits(recipe, teacher, tokenizer, texts, name="t", cache_dir=tmp_path,
+                                              progress=False)
+    assert torch.allclose(first, distill.predict_logits(teacher, tokenizer, texts, recipe.max_length), atol=1e-5)
+    (entry,) = (tmp_path / "teacher_logits").iterdir()
+    assert entry.suffix == ".safetensors" and recipe.cache_key() in entry.name
+    calls = []
+    real = distill.predict_logits
+    monkeypatch.setattr(distill, "predict_logits", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    again = model_cache.cached_teacher_logits(recipe, teacher, tokenizer, texts, name="t", cache_dir=tmp_path)
+    assert torch.equal(again, first) and calls == []  # read, not computed
+    model_cache.cached_teacher_logits(recipe, teacher, tokenizer, texts[:1], name="t", cache_dir=tmp_path)
+    assert calls == [texts[:1]] and len(list((tmp_path / "teacher_logits").iterdir())) == 2  # other texts: new entry
+    entry.write_bytes(b"not a safetensors file")
+    redone = model_cache.cached_teacher_logits(recipe, teacher, tokenizer, texts, name="t", cache_dir=tmp_path)
+    assert torch.allclose(redone, first) and calls[-1] == texts
