@@ -89,6 +89,21 @@ def test_sms_spam_is_deduplicated_before_a_stratified_split(mirror, monkeypatch)
     assert data.load_course_dataset("sms_spam", seed=1)["test"]["text"] != sms["test"]["text"]
 
 
+def test_a_split_is_built_once_per_process_and_each_caller_gets_its_own_dict(mirror, monkeypatch):
+    monkeypatch.setenv("TEXTCLF_DATA_DIR", str(mirror))
+    builds = []
+    spec = data.get_spec("sms_spam")
+    monkeypatch.setitem(data.DATASETS, "sms_spam", dataclasses.replace(
+        spec, build=lambda *a: builds.append(a[2]) or spec.build(*a)))
+    monkeypatch.setattr(data, "_BUILT", {})
+    first = data.load_course_dataset("sms_spam", seed=5)
+    first["train"] = first["test"]  # a caller's own change stays its own
+    second = data.load_course_dataset("sms_spam", seed=5)
+    assert builds == [5] and len(second["train"]) > len(second["test"])
+    data.load_course_dataset("sms_spam", seed=6)
+    assert builds == [5, 6]  # another seed: another split
+
+
 def test_unknown_dataset_lists_the_known_ones():
     with pytest.raises(ValueError, match="sst2, sms_spam, emotion"):
         data.load_course_dataset("imdb")

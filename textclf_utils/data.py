@@ -524,12 +524,23 @@ def get_spec(name: str) -> DatasetSpec:
     return DATASETS[key]
 
 
+# Datasets built in this process, keyed by dataset, seed, folder and the files' sizes and times: a notebook
+# or a test session asks for the same split many times, and building SST-2's leak-free split takes seconds.
+_BUILT: dict[tuple, DatasetDict] = {}
+
+
 def load_course_dataset(name: str, seed: int = 42, download: bool = True) -> DatasetDict:
     """Load one of the course's datasets (see ``DATASETS``) with ``text`` and ``label`` columns, split
     into ``train`` / ``validation`` / ``test``: validation makes every choice, test is scored once per
-    final model. SST-2's ``test`` is GLUE's dev set (see ``leak_free_sst2_split`` for its validation)."""
+    final model. SST-2's ``test`` is GLUE's dev set (see ``leak_free_sst2_split`` for its validation).
+    The files are verified on every call; the split is built once per process for the same files."""
     spec = get_spec(name)
-    return spec.build(locate_files(spec.name, download=download), spec, seed)
+    folder = locate_files(spec.name, download=download)
+    stamps = tuple((f.name, (folder / f.name).stat().st_size, (folder / f.name).stat().st_mtime_ns) for f in spec.files)
+    key = (spec.name, seed, str(folder.resolve()), stamps)
+    if key not in _BUILT:
+        _BUILT[key] = spec.build(folder, spec, seed)
+    return DatasetDict(dict(_BUILT[key]))  # a new dict: a caller that replaces a split changes only its own
 
 
 def load_original_sst2(download: bool = True) -> DatasetDict:

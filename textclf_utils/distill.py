@@ -322,14 +322,15 @@ def without_autocast_wrapper(trainer: Trainer) -> nn.Module:
 def train_student(student: nn.Module, tokenizer, train_dataset, *, alpha: float, temperature: float,
                   epochs: float, learning_rate: float, batch_size: int, max_length: int,
                   teacher: nn.Module | None = None, warmup_ratio: float = 0.1, weight_decay: float = 0.01,
-                  seed: int = 42, output_dir: str | None = None, progress: bool = True,
-                  **overrides: Any) -> list[dict[str, float]]:
+                  seed: int = 42, mixed_precision: bool | None = None, output_dir: str | None = None,
+                  progress: bool = True, **overrides: Any) -> list[dict[str, float]]:
     """Train ``student`` with ``DistillationTrainer`` (AdamW, linear warm-up and decay, length-grouped
     batches) and return the logged training losses, ``[{"step", "epoch", "loss"}, ...]``.
 
     ``train_dataset`` has ``text``, ``label`` and, unless ``teacher`` is given, ``teacher_logits``
-    (see ``with_teacher_logits``). Mixed precision as in ``training.amp_settings`` (bf16 on GPUs that have
-    it, else fp16; the teacher runs in it too). Nothing is checkpointed; the student is left in eval mode.
+    (see ``with_teacher_logits``). Mixed precision as in ``training.amp_settings(device, mixed_precision)``
+    (``None``: bf16 on GPUs that have it, else fp16, and none on a CPU; ``True``: bf16 on a CPU too, as the
+    cpu recipe does; the teacher runs in it too). Nothing is checkpointed; the student is left in eval mode.
     """
     from transformers import DataCollatorWithPadding, TrainingArguments
 
@@ -351,7 +352,7 @@ def train_student(student: nn.Module, tokenizer, train_dataset, *, alpha: float,
     if teacher is None and TEACHER_LOGITS not in tokenized.column_names:  # labels only (alpha = 1)
         tokenized = with_teacher_logits(tokenized, torch.zeros(len(tokenized), model_num_labels(student) or 2))
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    amp = amp_settings(device)
+    amp = amp_settings(device, mixed_precision)
     with tempfile.TemporaryDirectory() as scratch:
         args = TrainingArguments(**{
             "output_dir": output_dir or scratch, "num_train_epochs": epochs, "learning_rate": learning_rate,

@@ -24,8 +24,8 @@ SETUP_MINUTES = 1.5  # installing the package, downloading bert-base (440 MB) an
 
 # Parameters of the models the gpu profile uses (bert-base-uncased and the students of notebook 06).
 BERT_BASE = 110e6
-BERT_BASE_6_LAYERS = 67e6
-SMALL_ENCODER = 4.4e6
+BERT_BASE_2_LAYERS = 38e6  # notebook 06's student: the embeddings (24 M) and 2 of the 12 layers
+GPU_TRANSFER_TEXTS = 25_500  # notebook 06's transfer set in the gpu profile (unused + 2 augmented copies)
 HEAD_PARAMETERS = 768 * 2  # notebook 05's logistic-regression head on bert-base sentence vectors
 HEAD_STEP_S = 0.5e-3  # one Adam step of that head: about 0.4 ms measured on this course's 2-core CPU
 
@@ -83,15 +83,20 @@ NOTEBOOK_WORK: dict[str, list[Work]] = {
     ],
     "06_knowledge_distillation": [
         *_teacher_if_not_cached("06"),
-        Work("teacher logits: training + transfer sentences", BERT_BASE, GPU_SST2_SENTENCES + 8_000, train=False),
-        Work("student (a): hard labels + 2 settings of T and alpha + the transfer run, 12,000 sentences x 3 epochs",
-             SMALL_ENCODER, 4 * 3 * GPU_SST2_SENTENCES),
-        Work(f"student (b): 2 runs x {GPU_SST2_SENTENCES:,} sentences x 2 epochs", BERT_BASE_6_LAYERS, 2 * 2 * GPU_SST2_SENTENCES),
-        Work("scoring students on held-out and test sets", BERT_BASE_6_LAYERS, 12 * 2_000, train=False),
-        Work("CPU benchmark: accuracy on 872 sentences, 6 models (about 3 teacher-sized)", BERT_BASE, 3 * 872,
+        Work("teacher logits: labelled + transfer set (about 10,500 unused sentences and 15,000 augmented copies)",
+             BERT_BASE, GPU_SST2_SENTENCES + GPU_TRANSFER_TEXTS, train=False),
+        Work(f"students, hard labels: 3 seeds x {GPU_SST2_SENTENCES:,} sentences x 3 epochs", BERT_BASE_2_LAYERS,
+             3 * 3 * GPU_SST2_SENTENCES, batch_size=64),
+        Work("students on the transfer set: (3 temperatures + 2 seeds) soft + 3 argmax, one pass each",
+             BERT_BASE_2_LAYERS, 8 * (GPU_SST2_SENTENCES + GPU_TRANSFER_TEXTS), batch_size=64),
+        Work("scoring: untrained copies, 11 students on validation and test", BERT_BASE_2_LAYERS, 13 * 2_000,
+             train=False),
+        Work("CPU benchmark, the teacher: accuracy on 1,000 validation sentences, speed over 2 repeats + warm-up "
+             "of 128 + 32 sentences (its int8 copies are left out on the gpu profile)", BERT_BASE, 1_000 + 3 * 160,
              train=False, on_cpu=True),
-        Work("CPU benchmark: speed, 3 repeats + warm-up of 32 + 64 sentences, 6 models (about 3 teacher-sized)",
-             BERT_BASE, 3 * 4 * 96, train=False, on_cpu=True),
+        Work("CPU benchmark, 6 students: the same (their 2 layers: 15 M weights that compute)", 15e6,
+             6 * (1_000 + 3 * 160), train=False, on_cpu=True),
+        Work("emotion teacher on 2,000 validation tweets", BERT_BASE, 2_000, tokens=28, train=False),
     ],
 }
 
