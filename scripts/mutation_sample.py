@@ -38,6 +38,7 @@ REPO_FILES = ("pyproject.toml", "data/README.md")
 
 TESTS: dict[str, list[str]] = {
     "attention": ["tests/test_attention.py"],
+    "compression": ["tests/test_compression.py"],
     "data": ["tests/test_data.py"],
     "distill": ["tests/test_distill.py", "tests/test_gpu_path.py"],  # the latter: mixed precision on the CPU
     "imbalance": ["tests/test_imbalance.py"],
