@@ -95,6 +95,8 @@ def test_a_pruned_vocabulary_gives_the_same_logits_for_kept_tokens_and_unk_for_t
         compression.prune_vocabulary(model, [100, 40000], tokenizer.unk_token_id)
     with pytest.raises(ValueError, match="texts is empty"):
         compression.used_token_ids(tokenizer, [], 32)
+    cut = compression.used_token_ids(tokenizer, ["a fine film about zebras"], max_length=4)  # [CLS] a fine [SEP]
+    assert set(tokenizer("zebras", add_special_tokens=False)["input_ids"]).isdisjoint(cut)
 
 
 def test_int8_embeddings_are_a_quarter_of_the_bytes_and_close(tokenizer):
@@ -105,6 +107,8 @@ def test_int8_embeddings_are_a_quarter_of_the_bytes_and_close(tokenizer):
     weight = model.get_input_embeddings().weight
     restored = table(torch.arange(weight.shape[0]))
     assert ((restored - weight).abs() <= table.scale[:, None] / 2 + 1e-7).all()  # within half a step per row
+    nonzero = weight.abs().amax(dim=1) > 0  # (the padding row is all zeros)
+    assert (table.weight_int8[nonzero].abs().amax(dim=1) == 127).all()  # each row's largest weight: the whole range
     assert (logits(quantized, tokenizer) - logits(model, tokenizer)).abs().max() < 0.02
     saved = (compression.size_on_disk_mb(model) - compression.size_on_disk_mb(quantized)) * 1e6
     assert saved == pytest.approx(3 * weight.numel() - 4 * weight.shape[0], rel=0.01)  # 4 -> 1 byte, plus scales
