@@ -407,7 +407,7 @@ def test_teacher_logits_are_computed_once_then_read_and_a_damaged_entry_is_redon
     assert entry.suffix == ".safetensors" and recipe.cache_key() in entry.name
     calls = []
     real = distill.predict_logits
-    monkeypatch.setattr(distill, "predict_logits", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    monkeypatch.setattr(model_cache, "predict_logits", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
     again = model_cache.cached_teacher_logits(recipe, teacher, tokenizer, texts, name="t", cache_dir=tmp_path)
     assert torch.equal(again, first) and calls == []  # read, not computed
     model_cache.cached_teacher_logits(recipe, teacher, tokenizer, texts[:1], name="t", cache_dir=tmp_path)

@@ -28,27 +28,11 @@ from typing import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
+from .distill import _check_positive_ints, _check_texts, _logits_of, accuracy_of, predict_logits
 from .training import LABEL_COLUMN, TEXT_COLUMN, check_max_length
 
 # Layers left in float32 by default: the classifier head is tiny, and it sets the decision directly.
 KEEP_FLOAT = ("classifier",)
-
-
-def _check_texts(texts: Sequence[str]) -> list[str]:
-    """``texts`` as a list of strings; ``ValueError`` naming the first position that holds something else."""
-    if isinstance(texts, str):
-        raise ValueError("texts must be a sequence of strings, got one string: wrap it in a list.")
-    texts = list(texts)
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise ValueError(f"texts[{i}] is {text!r}, not a string: drop or fill the missing texts first.")
-    return texts
-
-
-def _check_positive_ints(**values: int) -> None:
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
 def _kept_float(name: str, keep_float: Sequence[str]) -> bool:
@@ -272,10 +256,6 @@ def _on_cpu(model: nn.Module) -> nn.Module:
     return model if all(p.device.type == "cpu" for p in model.parameters()) else model.cpu()
 
 
-def _logits(output) -> torch.Tensor:
-    return output.logits if hasattr(output, "logits") else output
-
-
 def texts_per_second(classify: Callable[[list[str]], object], texts: Sequence[str], *, batch_size: int = 64,
                      repeats: int = 3, warmup: int = 1) -> float:
     """How many texts per second ``classify`` (texts in, predictions out) handles when given ``texts`` in arrival
@@ -314,7 +294,7 @@ def measure_speed(model: nn.Module, tokenizer, texts: Sequence[str], max_length:
     @torch.inference_mode()
     def classify(batch: list[str]) -> torch.Tensor:
         encoded = tokenizer(batch, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
-        return _logits(model(**encoded)).argmax(dim=-1)
+        return _logits_of(model(**encoded)).argmax(dim=-1)
 
     throughput = texts_per_second(classify, texts, batch_size=batch_size, repeats=repeats, warmup=warmup)
     per_text = texts_per_second(classify, texts[:latency_examples], batch_size=1, repeats=repeats, warmup=warmup)
@@ -334,8 +314,6 @@ def benchmark_classifiers(models: Mapping[str, nn.Module], tokenizer, dataset, *
     """
     import pandas as pd
     from tqdm.auto import tqdm
-
-    from .distill import accuracy_of, predict_logits
 
     if reference not in models:
         raise ValueError(f"The reference {reference!r} is not among the models {list(models)}.")

@@ -20,6 +20,7 @@ import copy
 import dataclasses
 import math
 import numbers
+import random
 import re
 import tempfile
 from typing import Any, Mapping, Sequence
@@ -435,8 +436,6 @@ def augment_texts(texts: Sequence[str], copies: int = 1, *, mask_probability: fl
     random run of 1 to ``max_ngram`` words is kept. The texts carry no label: the teacher gives them one.
     Texts that come out equal to their source, or with no word left unmasked, are left out, so the result
     may be shorter."""
-    import random
-
     texts = _check_texts(texts)
     for name, value in (("mask_probability", mask_probability), ("ngram_probability", ngram_probability)):
         if not 0.0 <= value <= 1.0:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -10,9 +11,13 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .config import set_seed
+from .distill import predict_logits
 from .models import check_tokenizer_files, load_classifier, load_saved_classifier
 from .recipes import FinetuneRecipe, finetune_recipe, finetuning_data
 from .training import LABEL_COLUMN, TrainingResult, check_tokenizer_fits_model, train_classifier
@@ -130,14 +135,6 @@ def cached_teacher_logits(recipe: FinetuneRecipe, teacher: nn.Module, tokenizer,
     Scoring uses ``distill.predict_logits`` at the recipe's ``max_length``, under bf16 autocast where the recipe
     trained the teacher in bf16 on a CPU (``mixed_precision=True``: 1.8x faster there), else in float32.
     """
-    import hashlib
-
-    import torch
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, save_file
-
-    from .distill import predict_logits
-
     texts = list(texts)
     digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:12]
     path = (cache_dir or artifacts_dir()) / "teacher_logits" / f"{recipe.cache_key()}-{name}-{digest}.safetensors"
