@@ -82,6 +82,18 @@ def padding_mask(attention_mask: Tensor) -> Tensor:
     return attention_mask.bool()[:, None, None, :]
 
 
+def split_heads(x: Tensor, num_heads: int) -> Tensor:
+    """``(B, L, H)`` → ``(B, heads, L, H / heads)``: slice the features per head, then make heads a batch dim."""
+    batch, length, hidden = x.shape
+    return x.view(batch, length, num_heads, hidden // num_heads).transpose(1, 2)
+
+
+def merge_heads(x: Tensor) -> Tensor:
+    """``(B, heads, L, d)`` → ``(B, L, heads · d)``: the inverse of ``split_heads``."""
+    batch, heads, length, head_dim = x.shape
+    return x.transpose(1, 2).reshape(batch, length, heads * head_dim)
+
+
 def causal_mask(length: int, device: torch.device | None = None) -> Tensor:
     """A lower-triangular ``(L, L)`` mask: position i may attend to positions ≤ i."""
     if length <= 0:
@@ -109,13 +121,11 @@ class MultiHeadAttention(nn.Module):
 
     def split_heads(self, x: Tensor) -> Tensor:
         """``(B, L, H)`` → ``(B, heads, L, H / heads)``."""
-        batch, length, _ = x.shape
-        return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
+        return split_heads(x, self.num_heads)
 
     def merge_heads(self, x: Tensor) -> Tensor:
         """``(B, heads, L, d)`` → ``(B, L, heads · d)``: the inverse of ``split_heads``."""
-        batch, _, length, _ = x.shape
-        return x.transpose(1, 2).reshape(batch, length, self.hidden_size)
+        return merge_heads(x)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Self-attention over ``x`` ``(B, L, H)``; returns ``(output (B, L, H), weights (B, heads, L, L))``.

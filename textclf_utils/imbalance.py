@@ -41,6 +41,21 @@ def class_counts(labels: Sequence[int], num_labels: int) -> np.ndarray:
     return counts
 
 
+def effective_number_weights(counts: Sequence[int], beta: float) -> Tensor:
+    """Cui et al.'s (2019) class weights from per-class counts: (1 − β) / (1 − β^count), scaled to average 1.
+
+    The *effective number* of ``n`` samples is (1 − β^n) / (1 − β); each class is weighted by its inverse.
+    β → 1 gives inverse-frequency weights, β = 0 equal weights.
+    """
+    counts = np.asarray(counts, dtype=float)
+    if counts.ndim != 1 or counts.size == 0 or not np.all(counts > 0):
+        raise ValueError(f"counts must be one positive count per class, got {counts.tolist()}.")
+    if not 0.0 <= beta < 1.0:
+        raise ValueError(f"beta must be in [0, 1), got {beta}.")
+    raw = (1.0 - beta) / (1.0 - np.power(beta, counts))
+    return torch.tensor(raw / raw.mean(), dtype=torch.float32)
+
+
 def class_weights(labels: Sequence[int], num_labels: int, scheme: str = "inverse", beta: float = 0.999) -> Tensor:
     """Per-class loss weights, scaled so that they average 1 over the classes.
 
@@ -50,13 +65,28 @@ def class_weights(labels: Sequence[int], num_labels: int, scheme: str = "inverse
     counts = class_counts(labels, num_labels).astype(float)
     if scheme == "inverse":
         raw = 1.0 / counts
-    elif scheme == "effective":
-        if not 0.0 <= beta < 1.0:
-            raise ValueError(f"beta must be in [0, 1), got {beta}.")
-        raw = (1.0 - beta) / (1.0 - np.power(beta, counts))
-    else:
-        raise ValueError(f"Unknown weighting scheme {scheme!r}; known schemes: {', '.join(WEIGHT_SCHEMES)}.")
-    return torch.tensor(raw / raw.mean(), dtype=torch.float32)
+        return torch.tensor(raw / raw.mean(), dtype=torch.float32)
+    if scheme == "effective":
+        return effective_number_weights(counts, beta)
+    raise ValueError(f"Unknown weighting scheme {scheme!r}; known schemes: {', '.join(WEIGHT_SCHEMES)}.")
+
+
+def focal_loss(logits: Tensor, labels: Tensor, gamma: float = 2.0, weight: Tensor | None = None) -> Tensor:
+    """Focal loss (Lin et al., 2017), the mean over the batch of −(1 − p_true)^γ · log p_true.
+
+    ``p_true`` is each example's softmax probability of its true class; ``gamma = 0`` is cross-entropy.
+    With per-class ``weight`` (the paper's α) the mean is normalised by the batch's summed weights, as
+    ``F.cross_entropy`` does.
+    """
+    if logits.dim() != 2 or labels.shape != logits.shape[:1]:
+        raise ValueError(f"Expected logits (batch, classes) and labels (batch,), got {tuple(logits.shape)} "
+                         f"and {tuple(labels.shape)}.")
+    log_p = F.log_softmax(logits.float(), dim=-1).gather(1, labels[:, None]).squeeze(1)
+    loss = -((1.0 - log_p.exp()) ** gamma) * log_p
+    if weight is None:
+        return loss.mean()
+    w = weight.to(logits.device)[labels]
+    return (w * loss).sum() / w.sum()
 
 
 class FocalLoss(nn.Module):
@@ -74,15 +104,7 @@ class FocalLoss(nn.Module):
         self.register_buffer("weight", None if weight is None else torch.as_tensor(weight, dtype=torch.float32))
 
     def forward(self, logits: Tensor, labels: Tensor) -> Tensor:
-        if logits.dim() != 2 or labels.shape != logits.shape[:1]:
-            raise ValueError(f"Expected logits (batch, classes) and labels (batch,), got {tuple(logits.shape)} "
-                             f"and {tuple(labels.shape)}.")
-        log_p = F.log_softmax(logits.float(), dim=-1).gather(1, labels[:, None]).squeeze(1)
-        loss = -((1.0 - log_p.exp()) ** self.gamma) * log_p
-        if self.weight is None:
-            return loss.mean()
-        w = self.weight.to(logits.device)[labels]
-        return (w * loss).sum() / w.sum()
+        return focal_loss(logits, labels, self.gamma, self.weight)
 
 
 def weighted_cross_entropy(weight: Tensor):

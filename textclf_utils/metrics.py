@@ -100,6 +100,23 @@ def confusion_counts(y_true, y_pred, num_labels: int, normalize: str | None = No
 # Uncertainty
 
 
+def precision_recall_f1(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-class precision, recall and F1 from a confusion matrix (rows: true class, columns: predicted).
+
+    A class never predicted has precision 0, and one with precision = recall = 0 has F1 0 (scikit-learn's
+    ``zero_division=0``); a class with no true example has recall 0.
+    """
+    counts = np.asarray(confusion, dtype=float)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or counts.shape[0] == 0 or (counts < 0).any():
+        raise ValueError(f"confusion must be a square matrix of counts, got shape {counts.shape}.")
+    tp = np.diag(counts)
+    predicted, actual = counts.sum(axis=0), counts.sum(axis=1)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(tp), where=precision + recall > 0)
+    return precision, recall, f1
+
+
 @dataclass(frozen=True)
 class Interval:
     """A point estimate with a confidence interval."""

@@ -395,6 +395,39 @@ def _optimizer(model: nn.Module, learning_rate: float, weight_decay: float) -> t
     return torch.optim.AdamW(groups, lr=learning_rate, fused=None)
 
 
+def optimizer_step(loss: torch.Tensor, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                   max_grad_norm: float | None = 1.0, scaler: torch.amp.GradScaler | None = None) -> None:
+    """Backpropagate ``loss`` and take one step: fresh gradients, clipping, the optimiser, then the scheduler.
+
+    With a ``GradScaler`` (fp16 on a GPU) the loss is scaled for the backward pass and the gradients are
+    unscaled before clipping, so that ``max_grad_norm`` means the same in every precision.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    else:
+        loss.backward()
+    if max_grad_norm:
+        nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    scheduler.step()
+
+
+def training_step(model: nn.Module, batch: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer,
+                  scheduler: Any, max_grad_norm: float | None = 1.0) -> float:
+    """One step of ``train_classifier``'s loop in float32: cross-entropy on ``batch["labels"]``, backward,
+    clip, optimiser and scheduler step. Returns the batch's loss before the step, as a Python float."""
+    logits = _logits(model, batch)
+    loss = nn.functional.cross_entropy(logits.float(), batch["labels"])
+    optimizer_step(loss, model, optimizer, scheduler, max_grad_norm)
+    return loss.item()
+
+
 def train_classifier(
     model: nn.Module,
     tokenizer,
@@ -500,20 +533,7 @@ def train_classifier(
                 loss = compute_loss(logits.float(), batch["labels"])
             if device.type != "cuda" or (step + 1) % PROGRESS_EVERY == 0:  # .item() waits for the GPU
                 check_finite_loss(loss.item(), step + 1, scheduler.get_last_lr()[0])
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-            else:
-                loss.backward()
-            if max_grad_norm:
-                nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            scheduler.step()
+            optimizer_step(loss, model, optimizer, scheduler, max_grad_norm, scaler)
             step += 1
             epoch_losses.append(loss.detach())
             bar.update(1)
