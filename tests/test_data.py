@@ -632,3 +632,15 @@ def test_a_partial_download_folder_is_stale_only_past_the_deadline(tmp_path, mon
         os.utime(tmp_path / f".partial-{name}", ns=(int((now - age) * 1e9),) * 2)
     data._remove_stale_partials(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == [".partial-at"]  # a download may take the whole deadline
+
+
+def test_verify_file_returns_the_registry_entry_or_names_the_file_and_both_checksums(mirror, tmp_path):
+    entry = data.verify_file(mirror / "sms_spam" / "SMSSpamCollection", "sms-spam", "SMSSpamCollection")
+    assert (entry.rows, entry.fingerprint) == (5_574, data.DATASETS["sms_spam"].files[0].fingerprint)
+    changed = tmp_path / "SMSSpamCollection"
+    changed.write_bytes((mirror / "sms_spam" / "SMSSpamCollection").read_bytes().replace(b"ham\t", b"spam\t", 1))
+    with pytest.raises(data.ChecksumError) as err:
+        data.verify_file(changed, "sms_spam", "SMSSpamCollection", origin="the stick's copy")
+    assert "the stick's copy" in str(err.value) and entry.fingerprint in str(err.value)
+    with pytest.raises(ValueError, match="its files are train.tsv, dev.tsv"):
+        data.verify_file(changed, "sst2", "test.tsv")

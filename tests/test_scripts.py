@@ -1,7 +1,9 @@
-"""The command-line scripts refuse what would lose work, and follow TEXTCLF_PROFILE (no training here)."""
+"""The command-line scripts refuse what would lose work, follow TEXTCLF_PROFILE, and build a verified data mirror
+(no training here)."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import sys
@@ -75,3 +77,101 @@ def test_mutation_sites_of_a_small_function(monkeypatch):
         compile(mutant.apply(source), "mutant", "exec")
     assert mutation.sample(list(sites.values()), 3, seed=1) == mutation.sample(list(sites.values()), 3, seed=1)
     assert mutation.mutation_sites("ok = not False\n")[0].apply("ok = not False\n") == "ok = not True\n"
+
+
+def _files_under(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("from_mirror", [True, False])
+def test_make_mirror_copies_verified_files_the_loader_can_read(from_mirror, mirror, tmp_path, monkeypatch, capsys):
+    from textclf_utils import data
+
+    make_mirror = _script("make_mirror")
+    out = tmp_path / "stick"
+    monkeypatch.setenv("TEXTCLF_DATA_DIR", str(mirror))  # without --from, the loader's mirror is the source
+    argv = [str(out), "--datasets", "sms_spam", *(["--from", str(mirror)] if from_mirror else [])]
+    assert make_mirror.main(argv) == 0
+    assert "sms_spam/SMSSpamCollection: 5,574 rows verified, copied" in capsys.readouterr().out
+    copied = out / "data" / "sms_spam" / "SMSSpamCollection"
+    assert copied.read_bytes() == (mirror / "sms_spam" / "SMSSpamCollection").read_bytes()
+    digest = hashlib.sha256(copied.read_bytes()).hexdigest()
+    assert (out / "MANIFEST.sha256").read_text() == f"{digest}  data/sms_spam/SMSSpamCollection\n"
+    readme = (out / "README.md").read_text()
+    assert "export TEXTCLF_DATA_DIR=" in readme and data.DATASETS["sms_spam"].files[0].fingerprint in readme
+    assert _files_under(out) == sorted([copied, out / "MANIFEST.sha256", out / "README.md"])
+
+    monkeypatch.setenv("TEXTCLF_DATA_DIR", str(out / "data"))
+    monkeypatch.setenv("TEXTCLF_CACHE_DIR", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("TEXTCLF_OFFLINE", "1")
+    assert data.locate_files("sms_spam") == out / "data" / "sms_spam"
+    assert sum(len(split) for split in data.load_course_dataset("sms_spam").values()) == 5_160
+    assert make_mirror.main(argv) == 0  # a second run keeps the verified copy
+    assert "verified, already there" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fault", ["changed", "missing"])
+def test_make_mirror_refuses_a_bad_source_file_and_writes_nothing(fault, mirror, tmp_path, capsys):
+    from textclf_utils import data
+
+    make_mirror = _script("make_mirror")
+    source = tmp_path / "source" / "sms_spam"
+    source.mkdir(parents=True)
+    if fault == "changed":
+        original = (mirror / "sms_spam" / "SMSSpamCollection").read_bytes()
+        (source / "SMSSpamCollection").write_bytes(original.replace(b"ham\t", b"spam\t", 1))
+    out = tmp_path / "stick"
+    assert make_mirror.main([str(out), "--datasets", "sms_spam", "--from", str(source.parent)]) == 1
+    err = capsys.readouterr().err
+    assert str(source / "SMSSpamCollection") in err and "FAILED" in err
+    if fault == "changed":
+        assert data.DATASETS["sms_spam"].files[0].fingerprint in err and "Nothing was written" in err
+    else:
+        assert "is missing" in err
+    assert not out.exists() or _files_under(out) == []
+
+
+def test_make_mirror_interrupted_copy_leaves_no_file(mirror, tmp_path, monkeypatch):
+    make_mirror = _script("make_mirror")
+
+    def half_copy(src, dst):
+        Path(dst).write_bytes(Path(src).read_bytes()[:1000])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(make_mirror.shutil, "copyfile", half_copy)
+    out = tmp_path / "stick"
+    with pytest.raises(KeyboardInterrupt):
+        make_mirror.main([str(out), "--datasets", "sms_spam", "--from", str(mirror)])
+    assert _files_under(out) == []
+
+
+def test_make_mirror_replaces_a_different_file_only_with_force(mirror, tmp_path, capsys):
+    make_mirror = _script("make_mirror")
+    out = tmp_path / "stick"
+    target = out / "data" / "sms_spam" / "SMSSpamCollection"
+    target.parent.mkdir(parents=True)
+    target.write_text("ham\tan older copy\n")
+    argv = [str(out), "--datasets", "sms_spam", "--from", str(mirror)]
+    assert make_mirror.main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"{target} already exists and differs" in err and "--force" in err
+    assert target.read_text() == "ham\tan older copy\n" and not (out / "MANIFEST.sha256").exists()
+    assert make_mirror.main([*argv, "--force"]) == 0
+    assert target.read_bytes() == (mirror / "sms_spam" / "SMSSpamCollection").read_bytes()
+    assert "replaced" in capsys.readouterr().out
+
+
+def test_make_mirror_checks_its_arguments_before_any_work(tmp_path, capsys):
+    make_mirror = _script("make_mirror")
+    assert make_mirror.parse_args([str(tmp_path), "--models", "smoke"]).models == "smoke"  # parsed, not trained
+    with pytest.raises(SystemExit) as exit_:
+        make_mirror.parse_args([str(tmp_path), "--models", "laptop"])
+    assert exit_.value.code == 2
+    assert "'laptop' is not a run profile; choose one of smoke, cpu" in capsys.readouterr().err
+    (tmp_path / "README.md").write_text("my lesson notes\n")
+    with pytest.raises(SystemExit):
+        make_mirror.parse_args([str(tmp_path)])
+    assert "was not written by this script" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        make_mirror.parse_args([str(tmp_path), "--from", str(tmp_path / "nowhere")])
+    assert "is not a folder" in capsys.readouterr().err

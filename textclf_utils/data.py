@@ -347,6 +347,18 @@ def _verified(path: Path, file: SourceFile, spec: DatasetSpec, origin: str | Non
     return path
 
 
+def verify_file(path: Path, dataset: str, file_name: str, origin: str | None = None) -> SourceFile:
+    """The registry entry of ``dataset``'s file ``file_name`` (e.g. ``"sst2"``, ``"train.tsv"``), once ``path``
+    is checked to hold its published rows; else ``ChecksumError`` naming ``origin`` (default: the path) with
+    the expected and actual row count and SHA-256. ``ValueError`` for a file the dataset does not have."""
+    spec = get_spec(dataset)
+    files = {f.name: f for f in spec.files}
+    if file_name not in files:
+        raise ValueError(f"{spec.name} has no file {file_name!r}; its files are {', '.join(files)}.")
+    _verified(Path(path), files[file_name], spec, origin)
+    return files[file_name]
+
+
 # ---------------------------------------------------------------------------------------------
 # Finding and downloading files
 
