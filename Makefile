@@ -4,13 +4,14 @@
 #                then the gpu-cpu rehearsal of notebooks 03-06 (the gpu profile's code paths at smoke sizes, bf16
 #                autocast on the CPU; GPU_CPU_NOTEBOOKS=notebooks for all of them)
 #   make course  execute every notebook and solution headless in PROFILE (default cpu) into build/executed/
+#   make student write the student edition, build/student/ (do-along solutions replaced by stubs, no outputs)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8888
 PROFILE ?= cpu
 OFFLINE_SMOKE := HF_HUB_OFFLINE=1 TEXTCLF_PROFILE=smoke
 
-.PHONY: setup lab test unit-tests notebook-tests gpu-cpu-tests course
+.PHONY: setup lab test unit-tests notebook-tests student student-tests gpu-cpu-tests course
 setup: $(VENV)/.textclf-installed
 
 $(VENV)/.textclf-installed: requirements.txt pyproject.toml scripts/setup_env.sh
@@ -20,7 +21,7 @@ lab: setup
 	$(PY) -m jupyterlab --notebook-dir=notebooks --port=$(PORT) $(if $(NO_BROWSER),--no-browser) \
 	    $(if $(filter 0,$(shell id -u)),--allow-root)
 
-test: unit-tests notebook-tests gpu-cpu-tests
+test: unit-tests notebook-tests student-tests gpu-cpu-tests
 
 unit-tests: setup
 	$(OFFLINE_SMOKE) $(PY) -m pytest tests
@@ -28,6 +29,14 @@ unit-tests: setup
 notebook-tests: setup
 	$(OFFLINE_SMOKE) $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
 	    --nbval-cell-timeout=900 notebooks
+
+student: setup
+	$(PY) scripts/make_student.py --force
+
+# The student edition runs top to bottom with every do-along cell still a stub (the checks say "not done yet").
+student-tests: student
+	$(OFFLINE_SMOKE) $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
+	    --nbval-cell-timeout=900 build/student/notebooks
 
 # The notebooks whose gpu profile differs from smoke (gpu recipes and branches): 00-02 have none.
 GPU_CPU_NOTEBOOKS ?= $(wildcard notebooks/0[3-6]_*.ipynb notebooks/solutions/0[3-6]_*.ipynb)

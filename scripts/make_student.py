@@ -1,0 +1,154 @@
+"""Write the student edition of the course: the lessons with their do-along solutions replaced by stubs.
+
+    python scripts/make_student.py                 # writes build/student/
+    python scripts/make_student.py --out DIR --force
+
+Each lesson's code between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` (nbgrader's markers) becomes
+``# YOUR CODE HERE`` + ``raise NotImplementedError()`` at the same indentation, so the function keeps its
+signature and docstring; every output and execution count is cleared. The folder also gets what a student
+needs to install and run the course (the package, requirements, set-up script, licence, data card), but
+not ``notebooks/solutions/``. The lessons run top to bottom with the stubs in place: each check reports
+"not done yet" and the lesson goes on with the package's reference version.
+
+Teachers on nbgrader can instead put the teacher's notebooks in ``source/<assignment>/``:
+``nbgrader generate_assignment`` recognises the same markers and the cells' nbgrader metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
+LESSONS = "notebooks/[0-9][0-9]_*.ipynb"
+COPIED = ["textclf_utils", "pyproject.toml", "requirements.txt", "environment.yml", "Makefile",
+          "scripts/setup_env.sh", "data/README.md", "LICENSE", "NOTICE"]
+STUDENT_README = """# Transformer text classification: student edition
+
+The lessons are in `notebooks/`, in order. Some cells ask you to write a function yourself: replace the
+`raise NotImplementedError()` line, run the cell, then run the check below it. The check tells you whether
+your function is right and, if not, what is wrong. Whatever it says, the lesson goes on (with your function
+if it passes, otherwise with the course's version in `textclf_utils`), so you can always read on and come
+back.
+
+Set up once and open JupyterLab (Python 3.10+, no internet needed after the packages are installed):
+
+    make lab
+
+The datasets: ask your teacher for the course's data folder and point the course at it before `make lab`:
+
+    export TEXTCLF_DATA_DIR=/path/to/data
+"""
+
+
+def _source(cell: dict) -> str:
+    return cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+
+
+def solution_blocks(source: str) -> list[list[str]]:
+    """The lines between each BEGIN/END SOLUTION pair of a cell's source (markers excluded)."""
+    blocks, current = [], None
+    for number, line in enumerate(source.splitlines(), start=1):
+        if line.strip() == BEGIN:
+            if current is not None:
+                raise ValueError(f"line {number}: {BEGIN} inside another solution block")
+            current = []
+        elif line.strip() == END:
+            if current is None:
+                raise ValueError(f"line {number}: {END} without {BEGIN}")
+            blocks.append(current)
+            current = None
+        elif current is not None:
+            current.append(line)
+    if current is not None:
+        raise ValueError(f"{BEGIN} without {END}")
+    return blocks
+
+
+def stub_solutions(source: str) -> str:
+    """``source`` with each solution block replaced by the stub, indented like its BEGIN marker."""
+    solution_blocks(source)  # the markers pair up, or a clear error
+    lines, inside = [], False
+    for line in source.splitlines():
+        if line.strip() == BEGIN:
+            indent = re.match(r"\s*", line).group(0)
+            lines.extend(indent + stub for stub in STUB)
+            inside = True
+        elif line.strip() == END:
+            inside = False
+        elif not inside:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def student_notebook(notebook: dict, name: str = "notebook") -> dict:
+    """A copy of ``notebook`` with stubbed solutions and no outputs."""
+    notebook = json.loads(json.dumps(notebook))
+    for index, cell in enumerate(notebook["cells"]):
+        source = _source(cell)
+        if BEGIN in source or END in source:
+            try:
+                cell["source"] = stub_solutions(source)
+            except ValueError as error:
+                raise ValueError(f"{name}, cell {index}: {error}. Fix the markers in the teacher's notebook.") from None
+        if cell["cell_type"] == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+    return notebook
+
+
+def make_student_edition(out: Path, force: bool = False) -> list[Path]:
+    """Write the student edition into ``out``; returns the notebooks written."""
+    out = out.resolve()
+    if out == ROOT or ROOT.is_relative_to(out):
+        raise SystemExit(f"--out {out} would hold the course itself: choose a new folder, e.g. build/student.")
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise SystemExit(f"{out} already exists and is not empty: pass --force to replace it.")
+        shutil.rmtree(out)
+    lessons = sorted(ROOT.glob(LESSONS))
+    if not lessons:
+        raise SystemExit(f"No lessons found under {ROOT / 'notebooks'}.")
+    (out / "notebooks").mkdir(parents=True)
+    written = []
+    for path in lessons:
+        notebook = student_notebook(json.loads(path.read_text(encoding="utf-8")), path.name)
+        target = out / "notebooks" / path.name
+        target.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        written.append(target)
+    for name in COPIED:
+        source, target = ROOT / name, out / name
+        if not source.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(source, target)
+    (out / "README.md").write_text(STUDENT_README, encoding="utf-8")
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "student", help="folder to write (build/student)")
+    parser.add_argument("--force", action="store_true", help="replace the folder if it exists")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    written = make_student_edition(args.out, args.force)
+    stubs = sum(_source(c).count(STUB[1]) for p in written for c in json.loads(p.read_text())["cells"]
+                if c["cell_type"] == "code")
+    print(f"Student edition in {args.out}: {len(written)} lessons, {stubs} cells to complete, "
+          f"{time.perf_counter() - started:.1f} s.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
