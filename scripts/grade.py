@@ -1,12 +1,12 @@
 """Grade students' notebooks: run each do-along cell's check, write one row per student and exercise.
 
     python scripts/grade.py submissions/*.ipynb                 # a table on screen
-    python scripts/grade.py submissions/**/*.ipynb --csv grades.csv
+    python scripts/grade.py submitted/*/*/*.ipynb --csv grades.csv     # nbgrader's submitted/<student>/<assignment>/
 
 Only the do-along cells are run (each on its own, see ``textclf_utils.exercises.grade_notebook``), so
 grading takes seconds per notebook and a notebook that breaks elsewhere is still graded. The student's name
-is the submission's parent folder (nbgrader's ``submitted/<student>/<assignment>/`` layout gives the
-assignment's folder; pass ``--name-from file`` to use the file name instead).
+is the submission's parent folder, or the ``<student>`` of nbgrader's ``submitted/<student>/<assignment>/``
+layout; pass ``--name-from file`` to use the file name instead.
 Student code is executed: grade in a container or a throw-away account, as any autograder does.
 """
 

@@ -7,7 +7,8 @@ Each lesson's code between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` (nbgr
 ``# YOUR CODE HERE`` + ``raise NotImplementedError()`` at the same indentation, so the function keeps its
 signature and docstring; every output and execution count is cleared. The folder also gets what a student
 needs to install and run the course (the package, requirements, set-up script, licence, data card), but
-not ``notebooks/solutions/``. The lessons run top to bottom with the stubs in place: each check reports
+not ``notebooks/solutions/``. nbval's ``# NBVAL_...`` markers are dropped, and mentions of the solutions notebooks now point to the teacher.
+The lessons run top to bottom with the stubs in place: each check reports
 "not done yet" and the lesson goes on with the package's reference version.
 
 Teachers on nbgrader can instead put the teacher's notebooks in ``source/<assignment>/``:
@@ -27,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
+TEST_MARKERS = re.compile(r"^# NBVAL_\w+\n?", re.MULTILINE)  # nbval's cell markers: test machinery, not lesson
+SOLUTIONS_PATH = re.compile(r"`(?:notebooks/)?solutions/[^`]+_solutions\.ipynb`")
 LESSONS = "notebooks/[0-9][0-9]_*.ipynb"
 COPIED = ["textclf_utils", "pyproject.toml", "requirements.txt", "environment.yml", "Makefile",
           "scripts/setup_env.sh", "data/README.md", "LICENSE", "NOTICE"]
@@ -89,10 +92,14 @@ def stub_solutions(source: str) -> str:
 
 
 def student_notebook(notebook: dict, name: str = "notebook") -> dict:
-    """A copy of ``notebook`` with stubbed solutions and no outputs."""
+    """A copy of ``notebook`` with stubbed solutions, no outputs, no nbval markers, and the solutions
+    notebooks (not shipped) named as the teacher's."""
     notebook = json.loads(json.dumps(notebook))
     for index, cell in enumerate(notebook["cells"]):
-        source = _source(cell)
+        source = TEST_MARKERS.sub("", _source(cell))
+        if cell["cell_type"] == "markdown":
+            source = SOLUTIONS_PATH.sub("your teacher's solutions notebook", source)
+        cell["source"] = source
         if BEGIN in source or END in source:
             try:
                 cell["source"] = stub_solutions(source)

@@ -83,6 +83,12 @@ def block_no_residual(block, x, mask=None):
     return block.output_norm(block.feed_forward(x)), weights
 
 
+def block_without_dropout(block, x, mask=None):
+    attended, weights = block.attention(x, mask)
+    x = block.attention_norm(x + attended)
+    return block.output_norm(x + block.feed_forward(x)), weights
+
+
 def block_right(block, x, mask=None):
     attended, weights = block.attention(x, mask)
     x = block.attention_norm(x + block.dropout(attended))
@@ -97,6 +103,26 @@ def step_right(model, batch, optimizer, scheduler, max_grad_norm=1.0):
     torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
     optimizer.step()
     scheduler.step()
+    return loss.item()
+
+
+def step_with_the_models_own_loss(model, batch, optimizer, scheduler, max_grad_norm=1.0):
+    loss = model(**batch).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad()
+    return loss.item()
+
+
+def step_scheduler_first(model, batch, optimizer, scheduler, max_grad_norm=1.0):
+    optimizer.zero_grad()
+    loss = model(**batch).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    scheduler.step()
+    optimizer.step()
     return loss.item()
 
 
@@ -166,17 +192,22 @@ def prf_arithmetic_f1(confusion):
 
 
 def weights_inverse(counts, beta):
-    w = 1 / np.asarray(counts)
+    w = 1 / torch.as_tensor(counts, dtype=torch.float32)
     return w / w.mean()
 
 
 def weights_unnormalised(counts, beta):
-    return (1 - beta) / (1 - np.power(beta, counts))
+    return torch.tensor((1 - beta) / (1 - np.power(beta, counts)), dtype=torch.float32)
 
 
 def weights_effective_number(counts, beta):
     effective = (1 - beta ** np.asarray(counts, dtype=float)) / (1 - beta)
-    return effective / effective.mean()
+    return torch.tensor(effective / effective.mean(), dtype=torch.float32)
+
+
+def weights_as_numpy(counts, beta):
+    raw = (1 - beta) / (1 - np.power(beta, np.asarray(counts, dtype=float)))
+    return raw / raw.mean()
 
 
 def focal_p_gamma(logits, labels, gamma=2.0):
@@ -187,6 +218,15 @@ def focal_p_gamma(logits, labels, gamma=2.0):
 def focal_summed(logits, labels, gamma=2.0):
     log_p = logits.log_softmax(-1)[torch.arange(len(labels)), labels]
     return (-(1 - log_p.exp()) ** gamma * log_p).sum()
+
+
+def focal_from_mean_cross_entropy(logits, labels, gamma=2.0):
+    ce = F.cross_entropy(logits, labels)
+    return (1 - torch.exp(-ce)) ** gamma * ce
+
+
+def focal_returns_a_number(logits, labels, gamma=2.0):
+    return focal_right(logits, labels, gamma).item()
 
 
 def focal_right(logits, labels, gamma=2.0):
@@ -214,7 +254,7 @@ def kd_right(student_logits, teacher_logits, labels, alpha=0.5, temperature=2.0)
 
 RIGHT = {
     "scaled_dot_product_attention": attention_right, "split_heads": split_heads_right,
-    "encoder_block_forward": block_right, "training_step": step_right, "focal_loss": focal_right,
+    "encoder_block_forward": block_right, "training_step": step_with_the_models_own_loss, "focal_loss": focal_right,
     "distillation_loss": kd_right,
 }
 
@@ -230,7 +270,9 @@ WRONG = [
     ("merge_heads", merge_heads_view, "no longer contiguous"),
     ("encoder_block_forward", block_pre_ln, "pre-LN"),
     ("encoder_block_forward", block_no_residual, "residual connection is missing"),
+    ("encoder_block_forward", block_without_dropout, "block.dropout"),
     ("training_step", step_no_zero_grad, "zero_grad"),
+    ("training_step", step_scheduler_first, "then scheduler.step()"),
     ("training_step", step_clip_after, "clip_grad_norm_"),
     ("training_step", step_no_scheduler, "scheduler.step()"),
     ("training_step", step_returns_tensor, "loss.item()"),
@@ -238,10 +280,13 @@ WRONG = [
     ("precision_recall_f1", prf_nan, "zero_division=0"),
     ("precision_recall_f1", prf_arithmetic_f1, "harmonic mean"),
     ("effective_number_weights", weights_inverse, "inverse-frequency"),
+    ("effective_number_weights", weights_as_numpy, "float32 torch tensor"),
     ("effective_number_weights", weights_unnormalised, "average 1"),
     ("effective_number_weights", weights_effective_number, "rare classes must get the larger weights"),
     ("focal_loss", focal_p_gamma, "(1 − p_true)^γ"),
     ("focal_loss", focal_summed, "mean"),
+    ("focal_loss", focal_from_mean_cross_entropy, "reduction='none'"),
+    ("focal_loss", focal_returns_a_number, "not .item()"),
     ("distillation_loss", kd_no_t_squared, "T² factor"),
     ("distillation_loss", kd_probabilities_into_kl_div, "log-probabilities"),
 ]
@@ -292,7 +337,7 @@ def test_a_stub_is_not_done_yet_and_the_lesson_goes_on_with_the_reference(capsys
 
 def test_a_passing_function_is_the_one_the_lesson_goes_on_with(capsys):
     assert exercises.check("focal_loss", focal_right) is focal_right
-    assert "passes all 2 checks" in capsys.readouterr().out
+    assert "passes every check (with γ = 2 on 6 examples of 3 classes; with γ = 0.5)" in capsys.readouterr().out
 
 
 def test_a_wrong_answer_prints_the_hint_and_gives_back_the_reference(capsys):

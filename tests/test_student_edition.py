@@ -79,6 +79,13 @@ def test_the_student_notebooks_have_no_outputs_and_keep_signatures_and_docstring
                 assert '"""' in source and "# YOUR CODE HERE\n    raise NotImplementedError()" in source
 
 
+def test_the_student_notebooks_carry_no_test_markers_and_no_path_to_the_missing_solutions(edition):
+    _, written = edition
+    for path in written:
+        text = "".join(_source(cell) for cell in _cells(path))
+        assert "NBVAL_" not in text and "_solutions.ipynb" not in text, path.name
+
+
 def test_the_edition_can_be_installed_and_run_by_itself(edition):
     out, _ = edition
     for name in ("textclf_utils/exercises.py", "pyproject.toml", "requirements.txt", "scripts/setup_env.sh",

@@ -55,7 +55,7 @@ class Mistake:
 class Exercise:
     """One do-along exercise: the reference, the inputs it is checked on, and its typical mistakes.
 
-    ``cases()`` gives fresh ``(args, kwargs)`` tuples; ``compare(got, expected)`` returns ``None`` when the
+    ``cases()`` gives fresh ``(args, kwargs)`` tuples, described by ``case_names``; ``compare(got, expected)`` returns ``None`` when the
     two agree, else what differs. ``run(function, args, kwargs)`` calls a candidate (by default
     ``function(*args, **kwargs)``); exercises whose function changes its inputs (a training step) replace it.
     """
@@ -67,6 +67,7 @@ class Exercise:
     cases: Callable[[], list[tuple[tuple, dict]]]
     compare: Callable[[Any, Any], str | None]
     mistakes: tuple[Mistake, ...]
+    case_names: tuple[str, ...]
     run: Callable[[Callable[..., Any], tuple, dict], Any] | None = None
 
     def call(self, function: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
@@ -154,7 +155,17 @@ def _compare_triple(got: Any, expected: tuple[np.ndarray, ...]) -> str | None:
 
 
 def _compare_scalar(got: Any, expected: Tensor) -> str | None:
+    if not isinstance(got, Tensor):
+        return (f"your loss is a {type(got).__name__}; return the loss tensor (not .item()), since training "
+                "backpropagates through it")
     return _compare_tensor(got, expected.reshape(()), "your loss")
+
+
+def _compare_weights(got: Any, expected: Tensor) -> str | None:
+    if not isinstance(got, Tensor):
+        return (f"your weights are a {type(got).__name__}; return a float32 torch tensor, "
+                "torch.tensor(..., dtype=torch.float32), which is what a loss's weight= takes")
+    return _compare_tensor(got, expected, "your weights")
 
 
 def _compare_mask(got: Any, expected: Tensor) -> str | None:
@@ -209,10 +220,15 @@ SCALED_DOT_PRODUCT_ATTENTION = Exercise(
     name="scaled_dot_product_attention", notebook="01_attention_math",
     reference=_attention_reference, reference_name="textclf_utils.attention.scaled_dot_product_attention",
     cases=_attention_cases, compare=_compare_pair(("output", "weights")),
+    case_names=("on q, k, v of shape (2, 2, 5, 4) without a mask", "with L = d_k = 4",
+                "with a padding mask (the second sentence has 3 real tokens of 5)"),
     mistakes=(
         Mistake("did you forget to transpose K? Each query must meet each key: scores = q @ k.transpose(-2, -1), "
                 "of shape (..., L_q, L_k).",
                 _attention_variant(lambda q, k: q @ k / math.sqrt(q.shape[-1]))),
+        Mistake(".T reverses every dimension of a 4-D tensor (batch and heads too): transpose only the last two, "
+                "k.transpose(-2, -1).",
+                _attention_variant(lambda q, k: q @ k.T / math.sqrt(q.shape[-1]))),
         Mistake("the scores are not scaled: divide them by √d_k, math.sqrt(q.size(-1)), before the softmax.",
                 _attention_variant(lambda q, k: q @ k.transpose(-2, -1))),
         Mistake("you divided the scores by d_k; divide by its square root, √d_k.",
@@ -242,9 +258,10 @@ PADDING_MASK = Exercise(
     name="padding_mask", notebook="01_attention_math",
     reference=attention.padding_mask, reference_name="textclf_utils.attention.padding_mask",
     cases=_padding_mask_cases, compare=_compare_mask,
+    case_names=("on a batch of 2 sentences of 5 tokens", "on a batch of 3 sentences of 3 tokens"),
     mistakes=(
-        Mistake("your mask has shape (B, L): against scores of shape (B, heads, L, L) broadcasting lines L up with "
-                "the last dimension but B with the heads. Add a heads axis and a query axis: (B, 1, 1, L).",
+        Mistake("your mask has shape (B, L): broadcasting aligns shapes from the right, so against scores "
+                "(B, heads, L, L) your B would meet the queries' axis. Add a heads axis and a query axis: (B, 1, 1, L).",
                 lambda attention_mask: attention_mask.bool()),
         Mistake("your mask is (B, 1, L, 1): it masks queries (rows). Padding must be masked as keys (columns), "
                 "(B, 1, 1, L), so that no real token reads from a [PAD].",
@@ -277,6 +294,7 @@ SPLIT_HEADS = Exercise(
     name="split_heads", notebook="01_attention_math",
     reference=attention.split_heads, reference_name="textclf_utils.attention.split_heads",
     cases=_heads_cases, compare=lambda got, expected: _compare_tensor(got, expected, "your heads"),
+    case_names=("on x of shape (2, 5, 12) with 3 heads", "on x of shape (1, 4, 8) with 2 heads"),
     mistakes=(
         Mistake("the shape is right but tokens and features are mixed up: a view straight to (B, heads, L, d) "
                 "cuts each token's features across positions. View to (B, L, heads, d) first, then transpose(1, 2).",
@@ -307,6 +325,7 @@ MERGE_HEADS = Exercise(
     name="merge_heads", notebook="01_attention_math",
     reference=attention.merge_heads, reference_name="textclf_utils.attention.merge_heads",
     cases=_merge_cases, compare=lambda got, expected: _compare_tensor(got, expected, "your merged tensor"),
+    case_names=("on x of shape (2, 3, 5, 4)", "on x of shape (1, 2, 4, 4)"),
     mistakes=(
         Mistake("the shape is right but the heads are not put side by side per token: transpose(1, 2) back to "
                 "(B, L, heads, d) before reshaping to (B, L, heads · d).",
@@ -322,9 +341,10 @@ MERGE_HEADS = Exercise(
 # Notebook 02: the encoder block
 
 
-def _random_block() -> encoder.EncoderBlock:
+def _random_block(dropout: float = 0.1) -> encoder.EncoderBlock:
     torch.manual_seed(0)
-    config = encoder.EncoderConfig(vocab_size=50, hidden_size=8, num_layers=1, num_heads=2, intermediate_size=16)
+    config = encoder.EncoderConfig(vocab_size=50, hidden_size=8, num_layers=1, num_heads=2, intermediate_size=16,
+                                   dropout=dropout, attention_dropout=0.0)
     block = encoder.EncoderBlock(config).eval()
     with torch.no_grad():  # LayerNorms with their own scale and shift, so that swapping them shows
         for norm in (block.attention_norm, block.output_norm):
@@ -336,7 +356,9 @@ def _random_block() -> encoder.EncoderBlock:
 def _block_cases() -> list[tuple[tuple, dict]]:
     block = _random_block()
     x = torch.randn(2, 5, 8, generator=torch.Generator().manual_seed(2))
-    return [((block, x, _key_mask([5, 3], 5)), {}), ((block, x[:1], None), {})]
+    training_block = _random_block(dropout=0.5).train()  # dropout on: the same seed gives the same masks
+    return [((block, x, _key_mask([5, 3], 5)), {}), ((block, x[:1], None), {}),
+            ((training_block, x, _key_mask([5, 3], 5)), {})]
 
 
 def _block_reference(block: encoder.EncoderBlock, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -344,6 +366,7 @@ def _block_reference(block: encoder.EncoderBlock, x: Tensor, mask: Tensor | None
 
 
 def _run_block(function: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    torch.manual_seed(0)
     with torch.no_grad():
         return function(*args, **kwargs)
 
@@ -355,6 +378,9 @@ def _block_variant(kind: str) -> Callable[..., tuple[Tensor, Tensor]]:
             x = x + block.dropout(attended)
             return x + block.dropout(block.feed_forward(block.output_norm(x))), weights
         attended, weights = block.attention(x, None if kind == "no mask" else mask)
+        if kind == "no dropout":
+            x = block.attention_norm(x + attended)
+            return block.output_norm(x + block.feed_forward(x)), weights
         if kind == "no residual":
             x = block.attention_norm(block.dropout(attended))
             return block.output_norm(block.dropout(block.feed_forward(x))), weights
@@ -371,6 +397,8 @@ ENCODER_BLOCK = Exercise(
     name="encoder_block_forward", notebook="02_build_an_encoder",
     reference=_block_reference, reference_name="textclf_utils.encoder.EncoderBlock.forward",
     cases=_block_cases, compare=_compare_pair(("output", "attention weights")), run=_run_block,
+    case_names=("on a batch of 2 with a padding mask", "on one sentence without a mask",
+                "in training mode (dropout on)"),
     mistakes=(
         Mistake("you normalised before each sub-layer (pre-LN). BERT is post-LN: add the residual first, then "
                 "LayerNorm: x = attention_norm(x + dropout(attended)).",
@@ -386,6 +414,9 @@ ENCODER_BLOCK = Exercise(
         Mistake("the feed-forward must read the attention sub-layer's output (after its LayerNorm), not the "
                 "block's input.",
                 _block_variant("ffn on input")),
+        Mistake("right in eval mode, wrong in training: apply block.dropout to each sub-layer's output before adding "
+                "the residual (dropout does nothing in eval mode, which is why the other checks passed).",
+                _block_variant("no dropout")),
     ),
 )
 
@@ -402,12 +433,14 @@ class _TinyClassifier(nn.Module):
         self.embed = nn.Embedding(20, 6)
         self.head = nn.Linear(6, 3)
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Any:
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None,
+                labels: Tensor | None = None) -> Any:
         from transformers.modeling_outputs import SequenceClassifierOutput
 
         mask = attention_mask[..., None].float()
-        pooled = (self.embed(input_ids) * mask).sum(1) / mask.sum(1)
-        return SequenceClassifierOutput(logits=self.head(pooled))
+        logits = self.head((self.embed(input_ids) * mask).sum(1) / mask.sum(1))
+        loss = None if labels is None else F.cross_entropy(logits, labels)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
 
 
 @dataclass
@@ -464,16 +497,18 @@ def _compare_steps(got: _StepRecord, expected: _StepRecord) -> str | None:
 
 
 def _step_variant(*, zero_grad: bool = True, clip: bool = True, optimizer_step: bool = True,
-                  scheduler_step: bool = True) -> Callable[..., Any]:
+                  scheduler_step: bool = True, scheduler_first: bool = False) -> Callable[..., Any]:
     def wrong(model, batch, optimizer, scheduler, max_grad_norm=1.0):
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         loss = F.cross_entropy(logits, batch["labels"])
         loss.backward()
         if clip:
             nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+        if scheduler_first:
+            scheduler.step()
         if optimizer_step:
             optimizer.step()
-        if scheduler_step:
+        if scheduler_step and not scheduler_first:
             scheduler.step()
         if zero_grad:
             optimizer.zero_grad()
@@ -486,6 +521,7 @@ TRAINING_STEP = Exercise(
     name="training_step", notebook="03_finetune_bert",
     reference=training.training_step, reference_name="textclf_utils.training.training_step",
     cases=_step_cases, compare=_compare_steps, run=_run_steps,
+    case_names=("over 3 steps with warm-up and clipping at 0.5",),
     mistakes=(
         Mistake("the gradients pile up from step to step: call optimizer.zero_grad() once per step (before "
                 "loss.backward(), or after optimizer.step()).",
@@ -496,6 +532,9 @@ TRAINING_STEP = Exercise(
                 _step_variant(clip=False)),
         Mistake("the learning rate never changes: call scheduler.step() after optimizer.step().",
                 _step_variant(scheduler_step=False)),
+        Mistake("you stepped the scheduler before the optimiser, so every step used the next step's learning rate "
+                "(the first step of warm-up must use 0): call optimizer.step(), then scheduler.step().",
+                _step_variant(scheduler_first=True)),
         Mistake("the weights did not move: compute the gradients with loss.backward(), then take the step with "
                 "optimizer.step().",
                 _step_variant(optimizer_step=False)),
@@ -522,6 +561,8 @@ def _prf_variant(kind: str) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarr
             precision, recall = tp / counts.sum(axis=0), tp / counts.sum(axis=1)
             if kind != "nan":
                 precision, recall = np.nan_to_num(precision), np.nan_to_num(recall)
+            if kind == "nan f1":
+                return precision, recall, 2 * precision * recall / (precision + recall)
             f1 = (precision + recall) / 2 if kind == "mean" else 2 * precision * recall / (precision + recall)
         return precision, recall, (f1 if kind == "nan" else np.nan_to_num(f1))
 
@@ -532,13 +573,17 @@ PRECISION_RECALL_F1 = Exercise(
     name="precision_recall_f1", notebook="04_evaluation_metrics",
     reference=metrics.precision_recall_f1, reference_name="textclf_utils.metrics.precision_recall_f1",
     cases=_confusion_cases, compare=_compare_triple,
+    case_names=("on a 3-class matrix whose class 2 is never predicted", "on a 2-class matrix"),
     mistakes=(
         Mistake("your precision is the recall and the other way round: rows are true classes and columns "
                 "predicted ones, so precision divides the diagonal by the column sums (axis=0).",
                 _prf_variant("transposed")),
         Mistake("a class that is never predicted gives 0 / 0 = NaN: set its precision (and F1) to 0, as "
-                "scikit-learn does with zero_division=0 (np.divide(..., out=np.zeros_like(tp), where=...)).",
+                "scikit-learn does with zero_division=0 (np.divide(..., out=np.zeros_like(tp, dtype=float), where=...)).",
                 _prf_variant("nan")),
+        Mistake("your precision is right, but F1 is 0 / 0 = NaN for a class with precision = recall = 0: "
+                "F1 is 0 there.",
+                _prf_variant("nan f1")),
         Mistake("F1 is the harmonic mean 2·P·R / (P + R), not the arithmetic mean (P + R) / 2.",
                 _prf_variant("mean")),
     ),
@@ -560,7 +605,8 @@ def _normalised(raw: np.ndarray) -> Tensor:
 EFFECTIVE_NUMBER_WEIGHTS = Exercise(
     name="effective_number_weights", notebook="05_imbalanced_data",
     reference=imbalance.effective_number_weights, reference_name="textclf_utils.imbalance.effective_number_weights",
-    cases=_weights_cases, compare=lambda got, expected: _compare_tensor(got, expected, "your weights"),
+    cases=_weights_cases, compare=_compare_weights,
+    case_names=("for counts (900, 100) and β = 0.99", "for counts (5000, 400, 20) and β = 0.999"),
     mistakes=(
         Mistake("these are inverse-frequency weights, 1 / n: the effective number is (1 − β^n) / (1 − β), and each "
                 "class's weight is its inverse, (1 − β) / (1 − β^n).",
@@ -572,6 +618,10 @@ EFFECTIVE_NUMBER_WEIGHTS = Exercise(
                 "the classes and the loss keeps its size.",
                 lambda counts, beta: torch.tensor((1 - beta) / (1 - beta ** np.asarray(counts, float)),
                                                   dtype=torch.float32)),
+        Mistake("you divided by the weights' sum; divide by their mean, so that they average 1 (and sum to the "
+                "number of classes).",
+                lambda counts, beta: (lambda raw: torch.tensor(raw / raw.sum(), dtype=torch.float32))(
+                    (1 - beta) / (1 - beta ** np.asarray(counts, float)))),
         Mistake("β and n are swapped in the power: it is β ** n (β to the power of the class's count).",
                 lambda counts, beta: _normalised((1 - beta) / (1 - np.asarray(counts, float) ** beta))),
     ),
@@ -594,6 +644,8 @@ def _focal_variant(kind: str) -> Callable[..., Tensor]:
         loss = -factor * log_p
         if kind == "no minus":
             loss = -loss
+        if kind == "mean first":
+            return (1 - torch.exp(-F.cross_entropy(logits, labels))) ** gamma * F.cross_entropy(logits, labels)
         return loss.sum() if kind == "sum" else loss.mean()
 
     return wrong
@@ -603,6 +655,7 @@ FOCAL_LOSS = Exercise(
     name="focal_loss", notebook="05_imbalanced_data",
     reference=imbalance.focal_loss, reference_name="textclf_utils.imbalance.focal_loss",
     cases=_focal_cases, compare=_compare_scalar,
+    case_names=("with γ = 2 on 6 examples of 3 classes", "with γ = 0.5"),
     mistakes=(
         Mistake("the factor is (1 − p_true)^γ, not p_true^γ: examples the model already gets right (p_true near 1) "
                 "must count less, not more.",
@@ -615,6 +668,9 @@ FOCAL_LOSS = Exercise(
                 _focal_variant("class 1")),
         Mistake("your loss is negative: it is −(1 − p)^γ · log p, and log p ≤ 0.",
                 _focal_variant("no minus")),
+        Mistake("you applied the factor to the batch's mean cross-entropy: weight each example's own loss first "
+                "(F.cross_entropy(..., reduction='none')), then take the mean.",
+                _focal_variant("mean first")),
     ),
 )
 
@@ -636,7 +692,7 @@ def _distillation_variant(kind: str) -> Callable[..., Tensor]:
               temperature: float = 2.0) -> Tensor:
         t = temperature
         log_student = F.log_softmax(student_logits / (1.0 if kind == "student unscaled" else t), dim=-1)
-        teacher = F.softmax(teacher_logits / t, dim=-1)
+        teacher = F.softmax(teacher_logits / (1.0 if kind == "teacher unscaled" else t), dim=-1)
         if kind == "reversed":
             soft = F.kl_div(teacher.log(), log_student.exp(), reduction="batchmean")
         elif kind == "probabilities":
@@ -644,7 +700,7 @@ def _distillation_variant(kind: str) -> Callable[..., Tensor]:
         else:
             soft = F.kl_div(log_student, teacher, reduction="mean" if kind == "mean" else "batchmean")
         factor = 1.0 if kind == "no T squared" else t ** 2
-        hard = F.cross_entropy(student_logits, labels)
+        hard = F.cross_entropy(student_logits / (t if kind == "hard softened" else 1.0), labels)
         if kind == "alpha swapped":
             return (1 - alpha) * hard + alpha * factor * soft
         return alpha * hard + (1 - alpha) * factor * soft
@@ -656,6 +712,7 @@ DISTILLATION_LOSS = Exercise(
     name="distillation_loss", notebook="06_knowledge_distillation",
     reference=distill.distillation_loss, reference_name="textclf_utils.distill.distillation_loss",
     cases=_distillation_cases, compare=_compare_scalar,
+    case_names=("with α = 0.5 and T = 4", "with α = 0.2 and T = 2"),
     mistakes=(
         Mistake("the T² factor is missing: multiply the KL term by temperature ** 2, or its gradient shrinks like "
                 "1 / T² and α loses its meaning.",
@@ -666,6 +723,11 @@ DISTILLATION_LOSS = Exercise(
         Mistake("soften the student's logits with the same temperature as the teacher's: "
                 "log_softmax(student_logits / T).",
                 _distillation_variant("student unscaled")),
+        Mistake("soften the teacher's logits too: softmax(teacher_logits / T).",
+                _distillation_variant("teacher unscaled")),
+        Mistake("the cross-entropy on the labels uses the student's plain logits, not logits / T: only the teacher "
+                "term is softened.",
+                _distillation_variant("hard softened")),
         Mistake("F.kl_div expects log-probabilities as its first argument: pass log_softmax(student_logits / T), "
                 "not softmax.",
                 _distillation_variant("probabilities")),
@@ -726,15 +788,15 @@ def evaluate(name: str, function: Callable[..., Any]) -> Outcome:
             for mistake in exercise.mistakes:
                 if _same_error(mistake, exercise, args, kwargs, error):
                     return Outcome(name, FAILED, f"it raised {_first_line(error)}. Hint: {mistake.hint}")
-            return Outcome(name, FAILED, f"on check {number} it raised {_first_line(error)}")
+            return Outcome(name, FAILED, f"{exercise.case_names[number - 1]}, it raised {_first_line(error)}")
         problem = exercise.compare(got, expected)
         if problem is None:
             continue
         for mistake in exercise.mistakes:
             if _matches(mistake, exercise, args, kwargs, got):
                 return Outcome(name, FAILED, f"{problem}. Hint: {mistake.hint}")
-        return Outcome(name, FAILED, f"on check {number}, {problem}")
-    return Outcome(name, PASSED, f"passes all {len(exercise.cases())} checks")
+        return Outcome(name, FAILED, f"{exercise.case_names[number - 1]}, {problem}")
+    return Outcome(name, PASSED, f"passes every check ({'; '.join(exercise.case_names)})")
 
 
 def check(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
