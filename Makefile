@@ -1,8 +1,9 @@
 # The course's commands (see README.md):
 #   make lab     set up (once) and open JupyterLab on notebooks/   (NO_BROWSER=1 on a headless server)
-#   make test    set up (once), then the unit tests and every notebook under nbval, offline: the smoke profile,
-#                then the gpu-cpu rehearsal of notebooks 03-06 (the gpu profile's code paths at smoke sizes, bf16
-#                autocast on the CPU; GPU_CPU_NOTEBOOKS=notebooks for all of them)
+#   make test    set up (once), then the unit tests and every notebook under nbval, offline, each run once:
+#                the student edition of the lessons (stubs in place) in the smoke profile; lessons 00-02 and the
+#                solutions in smoke; lessons and solutions 03-06 in the gpu-cpu rehearsal (the gpu profile's code
+#                paths at smoke sizes, bf16 autocast on the CPU). make notebook-tests: every notebook in smoke.
 #   make course  execute every notebook and solution headless in PROFILE (default cpu) into build/executed/
 #   make student write the student edition, build/student/ (do-along solutions replaced by stubs, no outputs)
 VENV ?= .venv
@@ -11,7 +12,7 @@ PORT ?= 8888
 PROFILE ?= cpu
 OFFLINE_SMOKE := HF_HUB_OFFLINE=1 TEXTCLF_PROFILE=smoke
 
-.PHONY: setup lab test unit-tests notebook-tests student student-tests gpu-cpu-tests course
+.PHONY: setup lab test unit-tests notebook-tests smoke-tests student student-tests gpu-cpu-tests course
 setup: $(VENV)/.textclf-installed
 
 $(VENV)/.textclf-installed: requirements.txt pyproject.toml scripts/setup_env.sh
@@ -21,7 +22,7 @@ lab: setup
 	$(PY) -m jupyterlab --notebook-dir=notebooks --port=$(PORT) $(if $(NO_BROWSER),--no-browser) \
 	    $(if $(filter 0,$(shell id -u)),--allow-root)
 
-test: unit-tests notebook-tests student-tests gpu-cpu-tests
+test: unit-tests student-tests smoke-tests gpu-cpu-tests
 
 unit-tests: setup
 	$(OFFLINE_SMOKE) $(PY) -m pytest tests
@@ -29,6 +30,12 @@ unit-tests: setup
 notebook-tests: setup
 	$(OFFLINE_SMOKE) $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
 	    --nbval-cell-timeout=900 notebooks
+
+# The teacher's notebooks that the gpu-cpu rehearsal does not run (the student edition covers the lessons' smoke path).
+SMOKE_NOTEBOOKS ?= $(wildcard notebooks/0[0-2]_*.ipynb notebooks/solutions/0[0-2]_*.ipynb)
+smoke-tests: setup
+	$(OFFLINE_SMOKE) $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
+	    --nbval-cell-timeout=900 $(SMOKE_NOTEBOOKS)
 
 student: setup
 	$(PY) scripts/make_student.py --force
