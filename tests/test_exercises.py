@@ -354,6 +354,14 @@ def test_an_error_in_the_learners_code_is_reported_not_raised():
     assert outcome.status == exercises.FAILED and "RuntimeError" in outcome.message
 
 
+def test_a_learners_function_that_exits_is_a_failed_exercise_not_the_end_of_grading():
+    def padding_mask(attention_mask):
+        raise SystemExit("bye")
+
+    outcome = exercises.evaluate("padding_mask", padding_mask)
+    assert outcome.status == exercises.FAILED and "SystemExit" in outcome.message
+
+
 def test_something_that_is_not_a_function_is_explained():
     outcome = exercises.evaluate("padding_mask", None)
     assert outcome.status == exercises.FAILED and "not a function" in outcome.message
@@ -473,6 +481,9 @@ def test_grade_notebook_refuses_what_is_not_a_notebook(tmp_path):
     path = tmp_path / "essay.ipynb"
     path.write_text("not json")
     with pytest.raises(ValueError, match="Cannot read the notebook"):
+        exercises.grade_notebook(path)
+    path.write_text(json.dumps([1, 2]))
+    with pytest.raises(ValueError, match="not a Jupyter notebook"):
         exercises.grade_notebook(path)
     path.write_text(json.dumps(_notebook([_exercise_cell("attention", "x = 1")])))
     with pytest.raises(ValueError, match="no known exercise"):

@@ -784,7 +784,9 @@ def evaluate(name: str, function: Callable[..., Any]) -> Outcome:
             got = exercise.call(function, args, kwargs)
         except NotImplementedError:
             return Outcome(name, NOT_DONE, "not done yet")
-        except Exception as error:  # noqa: BLE001 - the learner's code may fail in any way; say how
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:  # noqa: BLE001 - the learner's code may fail in any way (even exit); say how
             for mistake in exercise.mistakes:
                 if _same_error(mistake, exercise, args, kwargs, error):
                     return Outcome(name, FAILED, f"it raised {_first_line(error)}. Hint: {mistake.hint}")
@@ -847,14 +849,19 @@ def grade_notebook(path: str | Path) -> list[Outcome]:
     path = Path(path)
     try:
         notebook = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"Cannot read the notebook {path}: {error}. Pass the .ipynb file a student submitted.") from None
+    if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
+        raise ValueError(f"{path} is JSON but not a Jupyter notebook (no list of cells). Pass the .ipynb file a "
+                         "student submitted.")
     outcomes = []
     for name, source in exercise_cells(notebook):
         namespace: dict[str, Any] = {"math": math, "np": np, "torch": torch, "nn": nn, "F": F}
         try:
             exec(compile(source, f"<{path.name}: {name}>", "exec"), namespace)  # noqa: S102 - the teacher grades
-        except Exception as error:  # noqa: BLE001
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:  # noqa: BLE001 - a cell that exits or fails is a failed exercise
             outcomes.append(Outcome(name, FAILED, f"the cell does not run: {_first_line(error)}"))
             continue
         if name not in namespace:
