@@ -95,6 +95,8 @@ def test_a_pruned_vocabulary_gives_the_same_logits_for_kept_tokens_and_unk_for_t
         compression.prune_vocabulary(model, [100, 40000], tokenizer.unk_token_id)
     with pytest.raises(ValueError, match="texts is empty"):
         compression.used_token_ids(tokenizer, [], 32)
+    with pytest.raises(ValueError, match="max_length must be an integer of at least 2.*got 0"):
+        compression.used_token_ids(tokenizer, ["a fine film"], max_length=0)
     cut = compression.used_token_ids(tokenizer, ["a fine film about zebras"], max_length=4)  # [CLS] a fine [SEP]
     assert set(tokenizer("zebras", add_special_tokens=False)["input_ids"]).isdisjoint(cut)
 

@@ -644,3 +644,25 @@ def test_verify_file_returns_the_registry_entry_or_names_the_file_and_both_check
     assert "the stick's copy" in str(err.value) and entry.fingerprint in str(err.value)
     with pytest.raises(ValueError, match="its files are train.tsv, dev.tsv"):
         data.verify_file(changed, "sst2", "test.tsv")
+
+
+def test_cache_path_where_a_file_sits_says_which_variable_to_set(empty_cache, monkeypatch):
+    empty_cache.parent.mkdir(parents=True, exist_ok=True)
+    empty_cache.write_text("a file where the cache folder should be")
+    monkeypatch.setattr(data, "hub_is_reachable", lambda *a, **k: False)
+    with pytest.raises(data.DataUnavailableError, match=r"cache.*sms_spam is not writable.*TEXTCLF_CACHE_DIR"):
+        data.locate_files("sms_spam")
+
+
+def test_files_loaded_one_by_one_share_ids_only_through_label_names(tmp_path):
+    (tmp_path / "train.csv").write_text("text,label\na,cat\nb,dog\nc,emu\n", encoding="utf-8")
+    (tmp_path / "test.csv").write_text("text,label\nd,dog\ne,emu\n", encoding="utf-8")
+    alone = data.load_csv_dataset(tmp_path / "test.csv", "text", "label")["train"]
+    assert alone.features["label"].names == ["dog", "emu"]  # inferred from this file only: 'dog' is 0 here
+    names = ["cat", "dog", "emu"]
+    train, test = (data.load_csv_dataset(tmp_path / f, "text", "label", label_names=names)["train"]
+                   for f in ("train.csv", "test.csv"))
+    assert train.features["label"].str2int("dog") == test.features["label"].str2int("dog") == 1
+    assert test["label"] == [1, 2]
+    with pytest.raises(ValueError, match=r"train.csv: labels \['cat'\] at rows \[2\] are not among label_names"):
+        data.load_csv_dataset(tmp_path / "train.csv", "text", "label", label_names=["dog", "emu"])

@@ -292,7 +292,7 @@ def test_nan_teacher_logits_are_refused_before_training(tokenizer):
                               learning_rate=1e-3, batch_size=2, max_length=16, progress=False)
 
 
-def test_non_finite_distillation_loss_stops_the_trainer(tokenizer):
+def test_a_teacher_giving_nan_stops_the_trainer_at_its_logits(tokenizer):
     class NanTeacher(nn.Module):
         num_labels = 2
 
@@ -300,7 +300,7 @@ def test_non_finite_distillation_loss_stops_the_trainer(tokenizer):
             return torch.full((len(input_ids), 2), float("nan"))
 
     data = Dataset.from_dict({"text": ["good", "bad"] * 4, "label": [1, 0] * 4})
-    with pytest.raises(FloatingPointError, match=r"loss is nan at step 1 \(learning rate"):
+    with pytest.raises(ValueError, match=r"teacher_logits must be finite, but 4 row\(s\) hold NaN"):
         distill.train_student(tiny_encoder(), tokenizer, data, teacher=NanTeacher(), alpha=0.5, temperature=2.0,
                               epochs=1, learning_rate=1e-3, batch_size=4, max_length=16, progress=False)
 
@@ -415,3 +415,29 @@ def test_teacher_logits_are_computed_once_then_read_and_a_damaged_entry_is_redon
     entry.write_bytes(b"not a safetensors file")
     redone = model_cache.cached_teacher_logits(recipe, teacher, tokenizer, texts, name="t", cache_dir=tmp_path)
     assert torch.allclose(redone, first) and calls[-1] == texts
+
+
+@pytest.mark.parametrize("shape", [(5, 2), (2, 3)])
+def test_cached_teacher_logits_of_the_wrong_shape_are_recomputed(tokenizer, tmp_path, shape):
+    from safetensors.torch import save_file
+
+    from textclf_utils import model_cache, recipes
+
+    recipe, teacher, texts = recipes.finetune_recipe("sst2", "smoke"), tiny_bert(layers=1), ["a fine film", "dull"]
+    first = model_cache.cached_teacher_logits(recipe, teacher, tokenizer, texts, name="t", cache_dir=tmp_path,
+                                              progress=False)
+    (entry,) = (tmp_path / "teacher_logits").iterdir()
+    save_file({"logits": torch.zeros(shape)}, str(entry))
+    again = model_cache.cached_teacher_logits(recipe, teacher, tokenizer, texts, name="t", cache_dir=tmp_path,
+                                              progress=False)
+    assert again.shape == (2, 2) and torch.allclose(again, first, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_teacher_logits_are_refused_by_the_loss(bad):
+    student, teacher, labels = logits_and_labels()
+    teacher[2, 1] = bad
+    with pytest.raises(ValueError, match="teacher_logits must be finite.*first at row 2"):
+        distill.distillation_loss(student, teacher, labels)
+    with pytest.raises(ValueError, match="teacher_logits must be finite"):
+        distill.distillation_kl(student, teacher, 2.0)

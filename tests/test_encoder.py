@@ -236,3 +236,10 @@ def test_sinusoidal_encoding_matches_distilbert():
     torch.testing.assert_close(sinusoidal_position_encoding(50, 16), expected)
     with pytest.raises(ValueError, match="even"):
         sinusoidal_position_encoding(10, 15)
+
+
+def test_load_names_a_damaged_weights_file(tmp_path):
+    folder = EncoderForSequenceClassification(TINY, num_labels=2).save(tmp_path / "saved")
+    (folder / "model.safetensors").write_bytes(b"junk" * 10)
+    with pytest.raises(ValueError, match=r"model\.safetensors is damaged.*Delete it"):
+        EncoderForSequenceClassification.load(folder)

@@ -379,3 +379,27 @@ def test_prior_splits_may_use_every_row_of_each_kind():
 def test_binary_arrays_of_different_lengths_are_refused():
     with pytest.raises(ValueError, match="two 1-D arrays of equal, non-zero length"):
         imbalance.minority_f1([0, 1], [1])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(gamma=-1.0), r"gamma must be a finite number ≥ 0.*-1"),
+    (dict(weight=torch.ones(3)), r"weight must hold one number per class \(2 for these logits\), got shape \(3,\)"),
+])
+def test_focal_loss_function_refuses_bad_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        imbalance.focal_loss(torch.zeros(2, 2), torch.tensor([0, 1]), **kwargs)
+    with pytest.raises(ValueError, match=message):
+        imbalance.FocalLoss(**kwargs)(torch.zeros(2, 2), torch.tensor([0, 1]))
+
+
+@pytest.mark.parametrize("scores, bad", [([0.2, 1.5], "1.5"), ([-2.0, 0.9], "-2")])
+def test_prior_correction_refuses_scores_outside_zero_one_before_clipping(scores, bad):
+    with pytest.raises(ValueError, match=rf"in \[0, 1\]; position \d holds {bad}\. .*not logits"):
+        imbalance.prior_corrected_scores(scores, train_prior=0.1)
+    assert imbalance.prior_corrected_scores([0.0, 1.0], train_prior=0.1) == pytest.approx([0.0, 1.0], abs=1e-9)
+
+
+@pytest.mark.parametrize("kwargs", [dict(input_size=0), dict(input_size=8, hidden_size=0)])
+def test_classifier_head_refuses_sizes_below_one(kwargs):
+    with pytest.raises(ValueError, match=r"must be a positive integer, got 0"):
+        imbalance.classifier_head(**kwargs)

@@ -97,6 +97,7 @@ def test_paired_difference_of_a_model_with_itself_is_zero_and_of_a_better_one_po
     (lambda: metrics.expected_calibration_error([0, 1], [[0.5, 0.5]]), r"\(2, 2\)"),
     (lambda: metrics.softmax_with_temperature([[1.0, 2.0]], 0.0), "positive"),
     (lambda: metrics.mcnemar_test([0, 1], [0, 1], [0]), "equal length"),
+    (lambda: metrics.mcnemar_test([], [], []), "no examples"),
     (lambda: metrics.fit_temperature([[1.0, 2.0]], [0, 1]), "same length"),
     (lambda: metrics.fit_temperature([[1.0, -np.inf], [0.0, 1.0]], [0, 1]), "finite"),
     (lambda: metrics.softmax_with_temperature([1.0, 2.0], 2.0), r"shape \(examples, classes\)"),

@@ -61,3 +61,36 @@ def test_model_folder_without_tokenizer_files_is_refused(tmp_path):
             load()
     (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhello\n")
     models.check_tokenizer_files(tmp_path)  # any vocabulary file will do here
+
+
+def _tiny_saved_classifier(folder: Path, with_tokenizer: bool = True) -> Path:
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "fine", "film"]
+    BertForSequenceClassification(BertConfig(vocab_size=len(words), hidden_size=8, num_hidden_layers=1,
+                                             num_attention_heads=2, intermediate_size=8)).save_pretrained(folder)
+    if with_tokenizer:
+        BertTokenizer(vocab={word: i for i, word in enumerate(words)}).save_pretrained(folder)
+    return folder
+
+
+def test_saved_classifier_without_tokenizer_files_is_refused(tmp_path):
+    folder = _tiny_saved_classifier(tmp_path, with_tokenizer=False)
+    with pytest.raises(ValueError, match="holds a model but no tokenizer"):
+        models.load_saved_classifier(folder)  # transformers would build a 5-token stand-in vocabulary
+    tokenizer, model = models.load_saved_classifier(_tiny_saved_classifier(tmp_path))
+    assert len(tokenizer) == 8 and not model.training
+
+
+def test_saved_classifier_without_config_names_config_json(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a model")
+    with pytest.raises(ValueError, match=r"holds no config\.json.*save_pretrained"):
+        models.load_saved_classifier(tmp_path)
+
+
+def test_damaged_weights_name_the_file_and_what_to_do(tmp_path):
+    folder = _tiny_saved_classifier(tmp_path)
+    (folder / "model.safetensors").write_bytes(b"\x00garbage, not a safetensors file" * 4)
+    for load in (lambda: models.load_saved_classifier(folder), lambda: models.load_classifier(str(folder), ["a", "b"])):
+        with pytest.raises(ValueError, match=r"model\.safetensors is damaged.*Delete it"):
+            load()

@@ -626,3 +626,34 @@ def test_training_history_plot_draws_each_run():
         plot_training_history({"loop": []})
     ax = plot_length_distribution([5, 10, 12, 70], max_length=64)
     assert any("truncates 25.00%" in text.get_text() for text in ax.get_legend().get_texts())
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda tok, data: training.tokenize_dataset(data, tok, 0), r"max_length must be an integer of at least 2.*got 0"),
+    (lambda tok, data: trainer_recipe.tokenize_for_trainer(data, tok, 0), r"max_length must be .*got 0"),
+    (lambda tok, data: training.make_collator(tok, fixed_length_padding=True),
+     r"fixed_length_padding=True .* needs max_length="),
+    (lambda tok, data: training.make_collator(tok, fixed_length_padding=True, max_length=0), r"max_length .*got 0"),
+])
+def test_tokenising_and_padding_refuse_a_max_length_below_two(tokenizer, call, message):
+    with pytest.raises(ValueError, match=message):
+        call(tokenizer, _dataset(["a fine film", "dull"], [1, 0]))
+
+
+@pytest.mark.parametrize("override, message", [
+    (dict(epochs=0), r"epochs must be a positive finite number, got 0"),
+    (dict(learning_rate=-1.0), r"learning_rate must be a positive finite number, got -1"),
+    (dict(batch_size=2.5), r"batch_size must be a positive integer, got 2\.5"),
+    (dict(warmup_ratio=1.5), r"warmup_ratio .* must be in \[0, 1\), got 1\.5"),
+])
+def test_trainer_arguments_refuse_bad_settings(tmp_path, override, message):
+    settings = dict(epochs=1, learning_rate=1e-4, batch_size=8, cuda=False) | override
+    with pytest.raises(ValueError, match=message):
+        trainer_recipe.trainer_arguments(str(tmp_path), **settings)
+
+
+def test_storing_into_a_cache_path_where_a_file_sits_says_what_to_set(tiny_model_dir, tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    with pytest.raises(model_cache.ModelCacheError, match=r"a-file/finetuned is not writable.*TEXTCLF_ARTIFACTS_DIR"):
+        _store_tiny_entry(tiny_model_dir, blocked)

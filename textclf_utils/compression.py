@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from .distill import _check_positive_ints, _check_texts, _logits_of, accuracy_of, predict_logits
-from .training import LABEL_COLUMN, TEXT_COLUMN, check_max_length
+from .training import LABEL_COLUMN, TEXT_COLUMN, check_max_length, check_max_length_value
 
 # Layers left in float32 by default: the classifier head is tiny, and it sets the decision directly.
 KEEP_FLOAT = ("classifier",)
@@ -107,6 +107,7 @@ def used_token_ids(tokenizer, texts: Sequence[str], max_length: int) -> list[int
     texts = _check_texts(texts)
     if not texts:
         raise ValueError("texts is empty: give the texts whose tokens the pruned model must keep.")
+    check_max_length_value(max_length)
     ids = set(tokenizer.all_special_ids)
     for row in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]:
         ids.update(row)

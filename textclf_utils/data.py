@@ -517,7 +517,7 @@ def locate_files(name: str, download: bool = True) -> Path:
             raise DataUnavailableError(_missing_files_message(spec, reason))
         try:
             _download(f, spec, target)
-        except PermissionError as err:
+        except (PermissionError, NotADirectoryError, FileExistsError) as err:
             raise DataUnavailableError(
                 f"The cache folder {folder} is not writable ({err}). Set {CACHE_DIR_ENV} to a folder you can "
                 f"write to, or put the files in a mirror folder and set {DATA_DIR_ENV}.") from err

@@ -109,6 +109,7 @@ def _check_logits(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
     if student_logits.shape[0] != teacher_logits.shape[0]:
         raise ValueError(f"student_logits has {student_logits.shape[0]} rows but teacher_logits "
                          f"{teacher_logits.shape[0]}: they must score the same examples.")
+    check_finite_logits(teacher_logits.detach())
     if labels is not None and tuple(labels.shape) != (student_logits.shape[0],):
         raise ValueError(f"labels must have shape ({student_logits.shape[0]},) (one class id per example), "
                          f"got {tuple(labels.shape)}.")

@@ -400,5 +400,8 @@ class EncoderForSequenceClassification(nn.Module):
         except KeyError as err:
             raise ValueError(f"{folder / CONFIG_FILE} lacks {err.args[0]!r}: it was not written by "
                              "EncoderForSequenceClassification.save().") from None
-        model.load_state_dict(load_file(folder / WEIGHTS_FILE))
+        from .models import readable_weights
+
+        with readable_weights(folder):
+            model.load_state_dict(load_file(folder / WEIGHTS_FILE))
         return model

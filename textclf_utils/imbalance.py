@@ -20,6 +20,8 @@ from torch import Tensor, nn
 from torch.utils.data import WeightedRandomSampler
 from transformers import Trainer
 
+from .training import _check_positive_int
+
 WEIGHT_SCHEMES = ("inverse", "effective")
 REMEDIES = ("cross-entropy", "oversampling", "undersampling", "weights: inverse", "weights: effective", "focal")
 
@@ -71,6 +73,11 @@ def class_weights(labels: Sequence[int], num_labels: int, scheme: str = "inverse
     raise ValueError(f"Unknown weighting scheme {scheme!r}; known schemes: {', '.join(WEIGHT_SCHEMES)}.")
 
 
+def _check_gamma(gamma: float) -> None:
+    if not 0 <= gamma < np.inf:
+        raise ValueError(f"gamma must be a finite number ≥ 0 (0 = cross-entropy), got {gamma}.")
+
+
 def focal_loss(logits: Tensor, labels: Tensor, gamma: float = 2.0, weight: Tensor | None = None) -> Tensor:
     """Focal loss (Lin et al., 2017), the mean over the batch of −(1 − p_true)^γ · log p_true.
 
@@ -81,6 +88,10 @@ def focal_loss(logits: Tensor, labels: Tensor, gamma: float = 2.0, weight: Tenso
     if logits.dim() != 2 or labels.shape != logits.shape[:1]:
         raise ValueError(f"Expected logits (batch, classes) and labels (batch,), got {tuple(logits.shape)} "
                          f"and {tuple(labels.shape)}.")
+    _check_gamma(gamma)
+    if weight is not None and tuple(weight.shape) != (logits.shape[1],):
+        raise ValueError(f"weight must hold one number per class ({logits.shape[1]} for these logits), got shape "
+                         f"{tuple(weight.shape)}: compute it with class_weights(labels, num_labels).")
     log_p = F.log_softmax(logits.float(), dim=-1).gather(1, labels[:, None]).squeeze(1)
     loss = -((1.0 - log_p.exp()) ** gamma) * log_p
     if weight is None:
@@ -98,8 +109,7 @@ class FocalLoss(nn.Module):
 
     def __init__(self, gamma: float = 2.0, weight: Tensor | None = None) -> None:
         super().__init__()
-        if not 0 <= gamma < np.inf:
-            raise ValueError(f"gamma must be a finite number ≥ 0 (0 = cross-entropy), got {gamma}.")
+        _check_gamma(gamma)
         self.gamma = gamma
         self.register_buffer("weight", None if weight is None else torch.as_tensor(weight, dtype=torch.float32))
 
@@ -174,9 +184,12 @@ def prior_corrected_scores(scores: Sequence[float], train_prior: float, target_p
     for name, prior in (("train_prior", train_prior), ("target_prior", target_prior)):
         if not 0.0 < prior < 1.0:
             raise ValueError(f"{name} must be a class share in (0, 1), got {prior!r}.")
-    p = np.clip(_finite_scores(scores), 1e-12, 1 - 1e-12)
-    if ((p < 0) | (p > 1)).any():
-        raise ValueError("scores must be probabilities of the minority class, in [0, 1].")
+    p = _finite_scores(scores)
+    outside = np.flatnonzero((p < 0) | (p > 1))
+    if outside.size:
+        raise ValueError(f"scores must be probabilities of the minority class, in [0, 1]; position {outside[0]} holds "
+                         f"{p.flat[outside[0]]:g}. Pass softmax probabilities, not logits.")
+    p = np.clip(p, 1e-12, 1 - 1e-12)
     shift = math.log(target_prior / (1 - target_prior)) - math.log(train_prior / (1 - train_prior))
     return 1.0 / (1.0 + np.exp(-(np.log(p / (1 - p)) + shift)))
 
@@ -272,6 +285,7 @@ def _objective(remedy: str, labels: np.ndarray, settings: RemedySettings, seed: 
 def classifier_head(input_size: int, hidden_size: int | None = 256, dropout: float = 0.1) -> nn.Sequential:
     """The classifier on top of frozen sentence vectors: Linear → GELU → Dropout → Linear to 2 classes, or
     one Linear layer (logistic regression) when ``hidden_size`` is ``None``."""
+    _check_positive_int(input_size=input_size, hidden_size=hidden_size)
     if hidden_size is None:
         return nn.Sequential(nn.Linear(input_size, 2))
     return nn.Sequential(nn.Linear(input_size, hidden_size), nn.GELU(), nn.Dropout(dropout),

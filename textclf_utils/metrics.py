@@ -230,6 +230,8 @@ def mcnemar_test(y_true, pred_a, pred_b) -> McNemarResult:
     true, a, b = (np.asarray(x) for x in (y_true, pred_a, pred_b))
     if not (true.shape == a.shape == b.shape) or true.ndim != 1:
         raise ValueError(f"y_true, pred_a and pred_b must be 1-D of equal length, got {true.shape}, {a.shape}, {b.shape}.")
+    if true.size == 0:
+        raise ValueError("mcnemar_test got no examples: pass the labels and both models' predictions on the test set.")
     only_a = int(((a == true) & (b != true)).sum())
     only_b = int(((a != true) & (b == true)).sum())
     p_value = 1.0 if only_a + only_b == 0 else stats.binomtest(only_a, only_a + only_b, 0.5).pvalue

@@ -20,7 +20,8 @@ from .config import set_seed
 from .distill import predict_logits
 from .models import check_tokenizer_files, load_classifier, load_saved_classifier
 from .recipes import FinetuneRecipe, finetune_recipe, finetuning_data
-from .training import LABEL_COLUMN, TrainingResult, check_tokenizer_fits_model, train_classifier
+from .training import (LABEL_COLUMN, TrainingResult, check_tokenizer_fits_model, model_num_labels,
+                       train_classifier)
 
 ARTIFACTS_ENV = "TEXTCLF_ARTIFACTS_DIR"
 
@@ -46,7 +47,8 @@ def store_finetuned_classifier(recipe: FinetuneRecipe, tokenizer, model: nn.Modu
     written to a temporary folder beside the entry, then renamed. If another run stored the same entry
     meanwhile, that one is kept."""
     target = finetuned_model_dir(recipe, cache_dir)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if not (target / "training.json").is_file():
+        check_cache_entry(target)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.partial-"))
     try:
         tmp.chmod(0o755)  # mkdtemp makes it private; the cache is as readable as any saved model
@@ -131,7 +133,8 @@ def cached_teacher_logits(recipe: FinetuneRecipe, teacher: nn.Module, tokenizer,
     """The fine-tuned ``teacher``'s logits on ``texts``, computed once and then read from the cache.
 
     The entry is ``teacher_logits/<recipe key>-<name>-<hash of the texts>.safetensors`` (safetensors: no
-    pickle), so other texts or another teacher make a new entry. A damaged entry is computed again.
+    pickle), so other texts or another teacher make a new entry. A damaged entry, or one whose shape is not
+    (number of texts, the teacher's num_labels), is computed again.
     Scoring uses ``distill.predict_logits`` at the recipe's ``max_length``, under bf16 autocast where the recipe
     trained the teacher in bf16 on a CPU (``mixed_precision=True``: 1.8x faster there), else in float32.
     """
@@ -141,7 +144,8 @@ def cached_teacher_logits(recipe: FinetuneRecipe, teacher: nn.Module, tokenizer,
     if path.is_file():
         try:
             logits = load_file(path)["logits"]
-            if logits.shape[0] == len(texts) and torch.isfinite(logits).all():
+            num_labels = model_num_labels(teacher) or logits.shape[-1]
+            if tuple(logits.shape) == (len(texts), num_labels) and torch.isfinite(logits).all():
                 return logits
         except (SafetensorError, KeyError, OSError):
             pass

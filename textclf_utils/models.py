@@ -8,9 +8,10 @@ tokenizer and it loads with no internet. Hub ids such as ``bert-base-uncased`` n
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from .config import hub_is_reachable
 
@@ -112,6 +113,19 @@ def check_tokenizer_files(source: str | Path) -> None:
             "fine-tuned from (for the packaged model: textclf_utils.models.packaged_model_path()).")
 
 
+@contextlib.contextmanager
+def readable_weights(source: str | Path) -> Iterator[None]:
+    """Turn safetensors' error on a damaged ``model.safetensors`` in ``source`` into a ``ValueError`` naming
+    the file and what to do."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except SafetensorError as err:
+        raise ValueError(f"{Path(source) / 'model.safetensors'} is damaged and cannot be read ({err}). Delete it and "
+                         "save the model again (model.save_pretrained(folder)), or copy that file anew.") from err
+
+
 def load_tokenizer(name: str | None = None, fallback_to_packaged: bool = False):
     """The tokenizer of the model ``name`` resolves to (pass the model's own name: see ``tokenizer_for``)."""
     from transformers import AutoTokenizer
@@ -182,12 +196,13 @@ def load_classifier(
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "newly initialised classifier" report is expected here
     try:
-        model = model_class.from_pretrained(
-            source,
-            num_labels=len(label_names),
-            id2label=dict(enumerate(label_names)),
-            label2id={label: i for i, label in enumerate(label_names)},
-        )
+        with readable_weights(source):
+            model = model_class.from_pretrained(
+                source,
+                num_labels=len(label_names),
+                id2label=dict(enumerate(label_names)),
+                label2id={label: i for i, label in enumerate(label_names)},
+            )
     finally:
         hf_logging.set_verbosity(verbosity)
     return tokenizer, model
@@ -199,8 +214,16 @@ def load_saved_classifier(folder: str | Path):
     from transformers import AutoConfig, AutoTokenizer
 
     from .pooling import classifier_class
+    from .training import check_tokenizer_fits_model
 
+    if not (Path(folder).expanduser() / "config.json").is_file():
+        raise ValueError(f"{folder} holds no config.json, so it is not a saved model: pass the folder that "
+                         "model.save_pretrained() wrote (it holds config.json and model.safetensors).")
+    check_tokenizer_files(folder)
     config = AutoConfig.from_pretrained(folder)
     pooling = getattr(config, "classifier_pooling", "cls")
-    model = classifier_class(pooling).from_pretrained(folder, use_safetensors=True)
-    return AutoTokenizer.from_pretrained(folder), model.eval()
+    with readable_weights(folder):
+        model = classifier_class(pooling).from_pretrained(folder, use_safetensors=True)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    check_tokenizer_fits_model(tokenizer, model)
+    return tokenizer, model.eval()

@@ -13,11 +13,13 @@ from torch import nn
 from transformers import Trainer
 
 from .training import (TEXT_COLUMN, amp_settings, check_classification_dataset, check_finite_loss,
-                       check_max_length, _check_positive, loader_settings, model_num_labels)
+                       check_max_length, check_max_length_value, _check_positive, _check_positive_int,
+                       loader_settings, model_num_labels)
 
 
 def tokenize_for_trainer(dataset, tokenizer, max_length: int):
     """``dataset`` with the tokenizer's columns added (truncated, unpadded), for ``Trainer``."""
+    check_max_length_value(max_length)
     return dataset.map(lambda batch: tokenizer(batch[TEXT_COLUMN], truncation=True, max_length=max_length),
                        batched=True, desc="tokenising")
 
@@ -50,6 +52,11 @@ def trainer_arguments(output_dir: str, *, epochs: float, learning_rate: float, b
     """
     from transformers import TrainingArguments
 
+    _check_positive(epochs=epochs, learning_rate=learning_rate)
+    _check_positive_int(batch_size=batch_size)
+    if isinstance(warmup_ratio, bool) or not isinstance(warmup_ratio, (int, float)) or not 0 <= warmup_ratio < 1:
+        raise ValueError(f"warmup_ratio is the share of the training steps spent warming up and must be in [0, 1), "
+                         f"got {warmup_ratio!r}: e.g. 0.1 warms up over the first tenth.")
     cuda = torch.cuda.is_available() if cuda is None else cuda
     several_processes = int(os.environ.get("WORLD_SIZE", "1")) > 1
     amp = amp_settings("cuda" if cuda else "cpu", mixed_precision, bf16_supported=bf16_supported)
@@ -138,7 +145,6 @@ def train_with_trainer(model: nn.Module, tokenizer, train_dataset, eval_dataset,
     check_classification_dataset(train_dataset, num_labels, "training dataset")
     check_classification_dataset(eval_dataset, num_labels, "evaluation dataset")
     check_max_length(max_length, model, tokenizer)
-    _check_positive(epochs=epochs, learning_rate=learning_rate, batch_size=batch_size)
     args = trainer_arguments(output_dir, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
                              warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
                              group_by_length=group_by_length, seed=seed, progress=progress,

@@ -93,10 +93,15 @@ def check_classification_dataset(dataset, num_labels: int | None, name: str = "d
                              f"{int(bad.sum())} rows, the first at index {int(np.flatnonzero(bad)[0])}.")
 
 
+def check_max_length_value(max_length: int) -> None:
+    """Raise ``ValueError`` unless ``max_length`` is an integer of at least 2 (room for [CLS] and [SEP])."""
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
+        raise ValueError(f"max_length must be an integer of at least 2 (room for [CLS] and [SEP]), got {max_length!r}.")
+
+
 def check_max_length(max_length: int, model: nn.Module, tokenizer: Any = None) -> None:
     """Raise ``ValueError`` if ``max_length`` is not positive or above what the model can take."""
-    if not isinstance(max_length, int) or max_length < 2:
-        raise ValueError(f"max_length must be an integer of at least 2 (room for [CLS] and [SEP]), got {max_length!r}.")
+    check_max_length_value(max_length)
     limit = model_max_length(model, tokenizer)
     if limit is not None and max_length > limit:
         raise ValueError(f"max_length={max_length} is above the model's limit of {limit} tokens "
@@ -146,6 +151,7 @@ def tokenize_dataset(dataset, tokenizer, max_length: int) -> list[dict[str, Any]
     Each feature holds the tokenizer's outputs (``input_ids``, ``attention_mask``, ...) and ``labels``.
     Padding is left to the collator, batch by batch.
     """
+    check_max_length_value(max_length)
     encoded = tokenizer(list(dataset[TEXT_COLUMN]), truncation=True, max_length=max_length)
     labels = list(dataset[LABEL_COLUMN])
     keys = [k for k in MODEL_INPUTS if k in encoded]
@@ -158,6 +164,10 @@ def make_collator(tokenizer, fixed_length_padding: bool = False, max_length: int
     from transformers import DataCollatorWithPadding
 
     if fixed_length_padding:
+        if max_length is None:
+            raise ValueError("fixed_length_padding=True pads every batch to max_length, so it needs max_length= "
+                             "(the one used to tokenise); or leave fixed_length_padding=False to pad to the longest.")
+        check_max_length_value(max_length)
         return DataCollatorWithPadding(tokenizer, padding="max_length", max_length=max_length)
     return DataCollatorWithPadding(tokenizer, padding="longest", pad_to_multiple_of=pad_to_multiple_of)
 
