@@ -18,9 +18,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run from a checkout without `pip install -e .`
@@ -34,6 +36,22 @@ from textclf_utils.trainer_recipe import train_with_trainer  # noqa: E402
 from textclf_utils.training import check_tokenizer_fits_model  # noqa: E402
 
 
+def _number(convert: type, minimum: float, inclusive: bool = True) -> Callable[[str], float]:
+    """An argparse ``type=``: ``convert`` the text, and reject numbers below ``minimum`` (or equal, if not
+    ``inclusive``) with a message saying what is allowed."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            kind = "an integer" if convert is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+        if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
+            bound = f"at least {minimum:g}" if inclusive else f"above {minimum:g}"
+            raise argparse.ArgumentTypeError(f"must be a finite number {bound}, got {text}")
+        return value
+    return parse
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True, choices=sorted(DATASETS))
@@ -42,13 +60,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="sizes and model (default: $TEXTCLF_PROFILE, else gpu with CUDA, else cpu)")
     parser.add_argument("--model", help="a Hub id (e.g. bert-base-uncased), a saved model folder, or "
                                         "all-MiniLM-L6-v2 (the packaged offline BERT); default: the profile's")
-    parser.add_argument("--train-examples", type=int, help="training subset size (0 = the whole split)")
-    parser.add_argument("--eval-examples", type=int, help="evaluation subset size (0 = the whole split)")
-    parser.add_argument("--min-train-words", type=int, help="keep training rows with at least this many words")
-    parser.add_argument("--epochs", type=float)
-    parser.add_argument("--learning-rate", type=float)
-    parser.add_argument("--batch-size", type=int, help="per device")
-    parser.add_argument("--max-length", type=int)
+    parser.add_argument("--train-examples", type=_number(int, 0), help="training subset size (0 = the whole split)")
+    parser.add_argument("--eval-examples", type=_number(int, 0), help="evaluation subset size (0 = the whole split)")
+    parser.add_argument("--min-train-words", type=_number(int, 0),
+                        help="keep training rows with at least this many words")
+    parser.add_argument("--epochs", type=_number(float, 0, inclusive=False))
+    parser.add_argument("--learning-rate", type=_number(float, 0, inclusive=False))
+    parser.add_argument("--batch-size", type=_number(int, 1), help="per device")
+    parser.add_argument("--max-length", type=_number(int, 2), help="at least 2 (room for [CLS] and [SEP])")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     parser.add_argument("--overwrite", action="store_true",

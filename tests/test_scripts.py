@@ -175,3 +175,22 @@ def test_make_mirror_checks_its_arguments_before_any_work(tmp_path, capsys):
     with pytest.raises(SystemExit):
         make_mirror.parse_args([str(tmp_path), "--from", str(tmp_path / "nowhere")])
     assert "is not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--epochs", "0"], "--epochs: must be a finite number above 0, got 0"),
+    (["--batch-size", "0"], "--batch-size: must be a finite number at least 1, got 0"),
+    (["--learning-rate", "-1"], "--learning-rate: must be a finite number above 0, got -1"),
+    (["--learning-rate", "nan"], "--learning-rate: must be a finite number above 0, got nan"),
+    (["--max-length", "0"], "--max-length: must be a finite number at least 2, got 0"),
+    (["--train-examples", "-5"], "--train-examples: must be a finite number at least 0, got -5"),
+    (["--batch-size", "2.5"], "--batch-size: '2.5' is not an integer"),
+])
+def test_finetune_refuses_sizes_and_rates_out_of_range(tmp_path, capsys, argv, message):
+    finetune = _script("finetune")
+    with pytest.raises(SystemExit) as exit_:
+        finetune.parse_args(["--dataset", "sst2", "--output-dir", str(tmp_path / "run"), *argv])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    args = finetune.parse_args(["--dataset", "sst2", "--output-dir", str(tmp_path / "run"), "--train-examples", "0",
+                                "--epochs", "0.5", "--batch-size", "4", "--max-length", "2"])
+    assert (args.train_examples, args.epochs, args.batch_size, args.max_length) == (0, 0.5, 4, 2)
