@@ -59,16 +59,21 @@ def run_notebook(path: Path, output: Path, timeout: int) -> tuple[bool, float]:
     return ok, elapsed
 
 
+PROFILE_CHOICES = ["smoke", "cpu", "gpu", "gpu-cpu"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("prefixes", nargs="*", help="run only notebooks whose file names start with these")
     parser.add_argument("--profile", default=os.environ.get("TEXTCLF_PROFILE") or "cpu",
-                        choices=["smoke", "cpu", "gpu", "gpu-cpu"], help="default: $TEXTCLF_PROFILE, else cpu")
+                        choices=PROFILE_CHOICES, help="default: $TEXTCLF_PROFILE, else cpu")
     parser.add_argument("--output-dir", type=Path, help="default: build/executed/<profile>/")
     parser.add_argument("--in-place", action="store_true", help="overwrite the notebooks in notebooks/")
     parser.add_argument("--solutions", action="store_true", help="also run notebooks/solutions/ (after the lessons)")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed for one cell")
     args = parser.parse_args(argv)
+    if args.profile not in PROFILE_CHOICES:  # argparse does not check a default taken from $TEXTCLF_PROFILE
+        parser.error(f"TEXTCLF_PROFILE={args.profile!r} is not a profile; use one of {', '.join(PROFILE_CHOICES)}.")
 
     os.environ["TEXTCLF_PROFILE"] = args.profile  # the kernels inherit it
     paths = sorted(NOTEBOOKS.glob("*.ipynb"))

@@ -52,6 +52,15 @@ def test_run_course_follows_textclf_profile(monkeypatch, tmp_path, env, argv, ex
     assert os.environ["TEXTCLF_PROFILE"] == expected
 
 
+def test_run_course_refuses_an_unknown_profile_from_the_environment(monkeypatch, capsys):
+    run_course = _script("run_course")
+    monkeypatch.setenv("TEXTCLF_PROFILE", "bogus")
+    monkeypatch.setattr(run_course, "run_notebook", lambda *args: pytest.fail("no notebook may run"))
+    with pytest.raises(SystemExit) as exit_:
+        run_course.main(["01"])
+    assert exit_.value.code == 2 and "TEXTCLF_PROFILE='bogus' is not a profile" in capsys.readouterr().err
+
+
 def test_mutation_sites_of_a_small_function(monkeypatch):
     spec = importlib.util.spec_from_file_location("mutation_sample", REPO / "scripts" / "mutation_sample.py")
     mutation = importlib.util.module_from_spec(spec)
