@@ -1294,8 +1294,12 @@ def _script(name: str):
 
 def _finetune_build(*argv: str):
     finetune = _script("finetune")
-    return finetune.build_recipe(finetune.parse_args(["--dataset", "sst2", "--output-dir", str(tmpdir() / "new"),
-                                                      *argv]))
+    with contextlib.redirect_stderr(io.StringIO()) as err:
+        try:
+            args = finetune.parse_args(["--dataset", "sst2", "--output-dir", str(tmpdir() / "new"), *argv])
+        except SystemExit as exit_:  # argparse's usage error: the script's own message
+            raise CliExit(f"exit {exit_.code}: {err.getvalue().strip().splitlines()[-1] if err.getvalue() else exit_}")
+    return finetune.build_recipe(args)
 
 
 def _finetune_existing_output():
