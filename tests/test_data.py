@@ -666,3 +666,10 @@ def test_files_loaded_one_by_one_share_ids_only_through_label_names(tmp_path):
     assert test["label"] == [1, 2]
     with pytest.raises(ValueError, match=r"train.csv: labels \['cat'\] at rows \[2\] are not among label_names"):
         data.load_csv_dataset(tmp_path / "train.csv", "text", "label", label_names=["dog", "emu"])
+
+
+def test_a_csv_with_a_nul_byte_is_refused_with_its_line(tmp_path):
+    path = tmp_path / "damaged.csv"
+    path.write_bytes(b"text,label\nfine,pos\nfi\x00ne,neg\n")
+    with pytest.raises(ValueError, match="line 3: a NUL byte"):
+        data.load_csv_dataset(path, "text", "label")

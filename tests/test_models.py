@@ -94,3 +94,8 @@ def test_damaged_weights_name_the_file_and_what_to_do(tmp_path):
     for load in (lambda: models.load_saved_classifier(folder), lambda: models.load_classifier(str(folder), ["a", "b"])):
         with pytest.raises(ValueError, match=r"model\.safetensors is damaged.*Delete it"):
             load()
+
+
+def test_label_names_given_as_one_string_are_refused():
+    with pytest.raises(ValueError, match="list of class names"):
+        models.load_classifier(None, "posneg")

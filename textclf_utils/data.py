@@ -630,6 +630,9 @@ def _check_field_counts(path: Path, sep: str, encoding: str, expected: int | Non
     with open(path, encoding=encoding, newline="") as handle:
         reader = csv.reader(handle, delimiter=sep)
         for fields in reader:
+            if any("\x00" in field for field in fields):
+                raise ValueError(f"{path}, line {reader.line_num}: a NUL byte (\\x00), so this is not a text file "
+                                 "or it is damaged. Export the file again as CSV text.")
             if fields:  # blank lines are skipped, as pandas does
                 counts.append((reader.line_num, len(fields)))
     if not counts:

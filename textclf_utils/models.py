@@ -182,6 +182,9 @@ def load_classifier(
 
     from .pooling import classifier_class
 
+    if isinstance(label_names, str):
+        raise ValueError(f"label_names must be a list of class names, got the string {label_names!r}; "
+                         "e.g. label_names=['negative', 'positive'].")
     if len(label_names) < 2:
         raise ValueError(f"A classifier needs at least two labels, got {list(label_names)}.")
     if len(set(label_names)) != len(label_names):
