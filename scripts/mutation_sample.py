@@ -41,6 +41,7 @@ TESTS: dict[str, list[str]] = {
     "compression": ["tests/test_compression.py"],
     "data": ["tests/test_data.py"],
     "distill": ["tests/test_distill.py", "tests/test_gpu_path.py"],  # the latter: mixed precision on the CPU
+    "exercises": ["tests/test_exercises.py", "tests/test_student_edition.py"],
     "imbalance": ["tests/test_imbalance.py"],
     "metrics": ["tests/test_metrics.py"],
     "recipes": ["tests/test_training.py"],

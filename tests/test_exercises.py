@@ -205,6 +205,11 @@ def weights_effective_number(counts, beta):
     return torch.tensor(effective / effective.mean(), dtype=torch.float32)
 
 
+def weights_power_swapped(counts, beta):
+    raw = (1 - beta) / (1 - np.asarray(counts, dtype=float) ** beta)
+    return torch.tensor(raw / raw.mean(), dtype=torch.float32)
+
+
 def weights_as_numpy(counts, beta):
     raw = (1 - beta) / (1 - np.power(beta, np.asarray(counts, dtype=float)))
     return raw / raw.mean()
@@ -281,6 +286,7 @@ WRONG = [
     ("precision_recall_f1", prf_arithmetic_f1, "harmonic mean"),
     ("effective_number_weights", weights_inverse, "inverse-frequency"),
     ("effective_number_weights", weights_as_numpy, "float32 torch tensor"),
+    ("effective_number_weights", weights_power_swapped, "β ** n"),
     ("effective_number_weights", weights_unnormalised, "average 1"),
     ("effective_number_weights", weights_effective_number, "rare classes must get the larger weights"),
     ("focal_loss", focal_p_gamma, "(1 − p_true)^γ"),
@@ -360,6 +366,28 @@ def test_a_learners_function_that_exits_is_a_failed_exercise_not_the_end_of_grad
 
     outcome = exercises.evaluate("padding_mask", padding_mask)
     assert outcome.status == exercises.FAILED and "SystemExit" in outcome.message
+
+
+def test_a_loss_off_by_a_little_is_caught():
+    def training_step(model, batch, optimizer, scheduler, max_grad_norm=1.0):
+        return step_right(model, batch, optimizer, scheduler, max_grad_norm) + 0.01
+
+    outcome = exercises.evaluate("training_step", training_step)
+    assert outcome.status == exercises.FAILED and "returned the loss" in outcome.message
+
+
+def test_nan_in_the_same_places_compares_equal_and_elsewhere_does_not():
+    reference = torch.tensor([1.0, float("nan"), 3.0])
+    assert exercises._compare_tensor(reference.clone(), reference) is None
+    assert "NaN" in exercises._compare_tensor(torch.tensor([float("nan"), 2.0, 3.0]), reference)
+
+
+def test_stopping_the_check_by_hand_is_not_swallowed():
+    def padding_mask(attention_mask):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        exercises.evaluate("padding_mask", padding_mask)
 
 
 def test_something_that_is_not_a_function_is_explained():
