@@ -380,6 +380,7 @@ def test_nan_in_the_same_places_compares_equal_and_elsewhere_does_not():
     reference = torch.tensor([1.0, float("nan"), 3.0])
     assert exercises._compare_tensor(reference.clone(), reference) is None
     assert "NaN" in exercises._compare_tensor(torch.tensor([float("nan"), 2.0, 3.0]), reference)
+    assert "differs" in exercises._compare_tensor(torch.tensor([1.0, float("nan"), 4.0]), reference)
 
 
 def test_stopping_the_check_by_hand_is_not_swallowed():

@@ -65,7 +65,7 @@ COMMITTED_NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb")) + sorted((REP
 # clears them from this list. Every other check applies to them already.
 OUTPUTS_WITH_UNFINISHED_BARS = {"03_finetune_bert_solutions.ipynb"}
 # Lessons whose new do-along cells are committed before their cpu re-run has finished (emptied once it has).
-AWAITING_CPU_RUN = {"05_imbalanced_data.ipynb", "06_knowledge_distillation.ipynb"}
+AWAITING_CPU_RUN = {"06_knowledge_distillation.ipynb"}
 MACHINE_PATH = re.compile(r"(?<![\w.])/(?:work|root|home|tmp|Users|content)/\S+")
 UNFINISHED_BAR = re.compile(r"(?<!\d)0%\|")
 

@@ -125,7 +125,7 @@ def _compare_tensor(got: Any, expected: Tensor, what: str = "your result", atol:
     if not torch.equal(nan_got, nan_expected):
         return f"{what} contains NaN" if nan_got.any() else f"{what} has numbers where NaN was expected"
     difference = (tensor - expected).abs().masked_fill(nan_got, 0.0)
-    if difference.max() > atol + 1e-4 * expected.abs().max():
+    if difference.max() > atol + 1e-4 * torch.nan_to_num(expected).abs().max():
         return f"{what} has the right shape, but differs from the reference by up to {difference.max().item():.3g}"
     return None
 
