@@ -64,8 +64,6 @@ COMMITTED_NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb")) + sorted((REP
 # Committed before finished progress bars were required; their next cpu run (scripts/run_course.py --in-place)
 # clears them from this list. Every other check applies to them already.
 OUTPUTS_WITH_UNFINISHED_BARS = {"03_finetune_bert_solutions.ipynb"}
-# Lessons whose new do-along cells are committed before their cpu re-run has finished (emptied once it has).
-AWAITING_CPU_RUN = {"06_knowledge_distillation.ipynb"}
 MACHINE_PATH = re.compile(r"(?<![\w.])/(?:work|root|home|tmp|Users|content)/\S+")
 UNFINISHED_BAR = re.compile(r"(?<!\d)0%\|")
 
@@ -97,8 +95,6 @@ def test_committed_notebooks_show_a_real_run_a_learner_can_read():
                     problems.append(f"{name} cell {index}: a progress bar left at 0 %")
                 if re.search(r"object at 0x[0-9a-f]+>", text):
                     problems.append(f"{name} cell {index}: an object's repr instead of a readable table")
-        if path.name in AWAITING_CPU_RUN:
-            counts = [count for count in counts if count is not None]
         if None in counts or counts != sorted(counts) or len(set(counts)) != len(counts):
             problems.append(f"{name}: execution counts not one run in order ({counts})")
     assert not problems, "\n".join(problems)
