@@ -39,12 +39,21 @@ REPO_FILES = ("pyproject.toml", "data/README.md")
 TESTS: dict[str, list[str]] = {
     "attention": ["tests/test_attention.py"],
     "compression": ["tests/test_compression.py"],
+    "config": ["tests/test_config.py"],
     "data": ["tests/test_data.py"],
     "distill": ["tests/test_distill.py", "tests/test_gpu_path.py"],  # the latter: mixed precision on the CPU
+    "encoder": ["tests/test_encoder.py"],
     "exercises": ["tests/test_exercises.py", "tests/test_student_edition.py"],
+    "gpu_plan": ["tests/test_gpu_path.py", "tests/test_colab.py"],
     "imbalance": ["tests/test_imbalance.py"],
+    "learning_curve": ["tests/test_learning_curve.py"],
     "metrics": ["tests/test_metrics.py"],
+    "model_cache": ["tests/test_training.py", "tests/test_distill.py"],
+    "models": ["tests/test_models.py"],
+    "plots": ["tests/test_plots.py", "tests/test_plots_evaluation.py"],
+    "pooling": ["tests/test_pooling.py"],
     "recipes": ["tests/test_training.py"],
+    "results": ["tests/test_results.py"],
     "trainer_recipe": ["tests/test_training.py"],
     "training": ["tests/test_training.py"],
 }
