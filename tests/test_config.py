@@ -54,6 +54,21 @@ def test_set_seed_repeats_every_generator():
     assert draw() == first
 
 
+@pytest.mark.parametrize("seed", ["42", -1, 2**32, 1.5, True, None])
+def test_set_seed_refuses_what_is_not_a_whole_number_in_range(seed):
+    with pytest.raises(ValueError, match=r"seed must be a whole number from 0 to 2\*\*32 - 1"):
+        config.set_seed(seed)
+
+
+def test_set_seed_takes_numpy_integers_and_the_range_ends():
+    for seed in (np.int64(3), 0, 2**32 - 1):
+        config.set_seed(seed)
+    config.set_seed(np.int64(3))
+    first = torch.rand(1)
+    config.set_seed(3)
+    assert torch.equal(torch.rand(1), first)
+
+
 def test_hub_offline_flag_is_respected(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert config.hub_is_reachable() is False

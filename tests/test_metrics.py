@@ -30,6 +30,14 @@ def test_summary_with_probabilities_adds_threshold_free_scores():
     assert table.loc["neg", "roc_auc"] == pytest.approx(5 / 6)
 
 
+@pytest.mark.parametrize("normalize", ["rows", "True", 1])
+def test_confusion_counts_refuse_an_unknown_normalisation(normalize):
+    with pytest.raises(ValueError, match="normalize must be None, 'true' .* got"):
+        metrics.confusion_counts([0, 1], [0, 1], 2, normalize=normalize)
+    for known in ("pred", "all"):
+        assert metrics.confusion_counts([0, 1], [0, 1], 2, normalize=known).sum() == (2.0 if known == "pred" else 1.0)
+
+
 def test_confusion_counts_keep_absent_labels():
     counts = metrics.confusion_counts([0, 0, 1], [0, 1, 1], num_labels=3)
     assert counts.tolist() == [[1, 1, 0], [0, 1, 0], [0, 0, 0]]

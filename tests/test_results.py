@@ -61,6 +61,20 @@ def test_notebook_must_be_a_stem(tmp_path, stem):
         results.record_results(stem, {"x": 1}, "cpu", tmp_path)
 
 
+@pytest.mark.parametrize("text, message", [
+    ('{"01_attention_math": {"a": 1', "cpu.json in the results folder is not valid JSON"),
+    ("[1, 2]", "should hold an object of notebooks, got list")])
+def test_a_damaged_results_file_says_which_and_how_to_restore_it(tmp_path, text, message):
+    (tmp_path / "cpu.json").write_text(text)
+    with pytest.raises(ValueError, match=message) as err:
+        results.load_results("cpu", tmp_path)
+    assert "git checkout results/cpu.json" in str(err.value)
+    assert (tmp_path / "cpu.json").read_text() == text  # nothing lost
+    with pytest.raises(ValueError, match="cpu.json"):  # nor overwritten by a new record
+        results.record_results("01_attention_math", {"x": 1.0}, "cpu", tmp_path)
+    assert (tmp_path / "cpu.json").read_text() == text
+
+
 def test_results_dir_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv(results.RESULTS_ENV, str(tmp_path))
     assert results.results_dir() == tmp_path

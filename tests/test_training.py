@@ -266,6 +266,47 @@ def test_bad_hyper_parameters_are_refused_before_training(untouched_model, overr
         _train(model, tokenizer, _dataset(["fine", "bad"], [1, 0]), **override)
 
 
+def test_texts_that_are_not_strings_are_refused_naming_the_row(untouched_model):
+    tokenizer, model = untouched_model
+    data = _dataset(["fine", None, "bad", None], [1, 0, 0, 1])
+    with pytest.raises(ValueError, match=r"'text' column must hold strings; 2 rows do not, the first at index 1 \(None\)"):
+        _train(model, tokenizer, data)
+
+
+def test_num_labels_that_disagree_with_the_model_are_refused(untouched_model):
+    tokenizer, model = untouched_model
+    with pytest.raises(ValueError, match="num_labels=3 but the model predicts 2 classes"):
+        _train(model, tokenizer, _dataset(["fine", "bad"], [1, 0]), num_labels=3)
+    _train(tiny_bert(tokenizer), tokenizer, _dataset(["fine", "bad"], [1, 0]), num_labels=2, max_steps=1)  # agreeing: fine
+
+
+@pytest.mark.parametrize("device, message", [
+    ("cuda", "PyTorch sees no CUDA GPU on this machine"), ("cuda:1", "PyTorch sees no CUDA GPU")])
+def test_a_gpu_that_is_not_there_is_refused_before_training(untouched_model, monkeypatch, device, message):
+    tokenizer, model = untouched_model
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=message):
+        training.train_classifier(model, tokenizer, _dataset(["fine", "bad"], [1, 0]), None, epochs=1,
+                                  learning_rate=1e-4, batch_size=2, max_length=16, device=device, progress=False)
+
+
+def test_a_gpu_number_past_the_last_is_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert training._resolve_device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(ValueError, match=r"device='cuda:1', but this machine has 1 CUDA GPU\(s\), numbered from 0"):
+        training._resolve_device("cuda:1")
+    assert training._resolve_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.parametrize("batch_size", [0, -2, 1.5])
+def test_length_grouped_sampler_refuses_a_batch_size_below_one(batch_size):
+    features = [{"input_ids": [1] * n} for n in (3, 5, 2)]
+    with pytest.raises(ValueError, match=f"batch_size must be a positive integer, got {batch_size}"):
+        training.length_grouped_sampler(features, batch_size, torch.Generator())
+    assert sorted(training.length_grouped_sampler(features, 1, torch.Generator().manual_seed(0))) == [0, 1, 2]
+
+
 class _Vocab:
     """A stand-in tokenizer: only its vocabulary size matters to the check."""
 

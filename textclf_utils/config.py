@@ -110,6 +110,9 @@ def get_device() -> torch.device:
 
 def set_seed(seed: int = 42) -> None:
     """Seed Python, NumPy and PyTorch (all devices) so that a CPU run repeats exactly."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be a whole number from 0 to 2**32 - 1, such as 42; got {seed!r}.")
+    seed = int(seed)  # random.seed refuses NumPy integers
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

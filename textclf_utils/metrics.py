@@ -91,7 +91,11 @@ def classification_summary(y_true, y_pred, label_names: Sequence[str], y_prob=No
 
 
 def confusion_counts(y_true, y_pred, num_labels: int, normalize: str | None = None) -> np.ndarray:
-    """``confusion_matrix`` with every label present (rows: true, columns: predicted)."""
+    """``confusion_matrix`` with every label present (rows: true, columns: predicted); ``normalize`` as in
+    scikit-learn: None (counts), "true" (rows sum to 1), "pred" (columns) or "all"."""
+    if normalize not in (None, "true", "pred", "all"):
+        raise ValueError(f"normalize must be None, 'true' (each row sums to 1), 'pred' (each column) or 'all'; "
+                         f"got {normalize!r}.")
     true, pred = check_labels(y_true, y_pred, num_labels)
     return confusion_matrix(true, pred, labels=list(range(num_labels)), normalize=normalize)
 

@@ -66,7 +66,16 @@ def load_results(profile: str, folder: Path | None = None) -> dict[str, dict[str
     path = (folder or results_dir()) / f"{profile}.json"
     if not path.is_file():
         return {}
-    return json.loads(path.read_text())
+    try:
+        results = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path.name} in the results folder is not valid JSON ({err}). Restore it "
+                         f"(git checkout results/{path.name}) or delete it and run the notebooks in the "
+                         f"{profile} profile again.") from None
+    if not isinstance(results, dict):
+        raise ValueError(f"{path.name} in the results folder should hold an object of notebooks, got "
+                         f"{type(results).__name__}. Restore it (git checkout results/{path.name}) or delete it.")
+    return results
 
 
 def record_results(notebook: str, figures: Mapping[str, Any], profile, folder: Path | None = None) -> Path | None:

@@ -81,6 +81,11 @@ def check_classification_dataset(dataset, num_labels: int | None, name: str = "d
                          "(rename yours with dataset.rename_column).")
     if len(dataset) == 0:
         raise ValueError(f"The {name} is empty: there is nothing to train or evaluate on.")
+    not_text = [i for i, text in enumerate(dataset[TEXT_COLUMN]) if not isinstance(text, str)]
+    if not_text:
+        raise ValueError(f"The {name}'s '{TEXT_COLUMN}' column must hold strings; {len(not_text)} rows do not, "
+                         f"the first at index {not_text[0]} ({dataset[not_text[0]][TEXT_COLUMN]!r}). Drop or fill "
+                         "them first, e.g. dataset.filter(lambda row: isinstance(row['text'], str)).")
     labels = np.asarray(dataset[LABEL_COLUMN])
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"The {name}'s '{LABEL_COLUMN}' column must hold integer class ids, got {labels.dtype} "
@@ -178,6 +183,7 @@ def length_grouped_sampler(features: Sequence[dict[str, Any]], batch_size: int,
     examples of one batch have similar lengths and little padding is wasted."""
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
+    _check_positive_int(batch_size=batch_size)
     return LengthGroupedSampler(batch_size, lengths=[len(f["input_ids"]) for f in features], generator=generator)
 
 
@@ -312,7 +318,16 @@ def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str
 
 
 def _resolve_device(device: torch.device | str | None) -> torch.device:
-    return torch.device(device) if device is not None else get_device()
+    if device is None:
+        return get_device()
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={str(device)!r}, but PyTorch sees no CUDA GPU on this machine; pass device=None "
+                         "(the best one available) or 'cpu'. On Colab: Runtime > Change runtime type > GPU.")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device={str(device)!r}, but this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                         "numbered from 0.")
+    return device
 
 
 @torch.no_grad()
@@ -479,7 +494,11 @@ def train_classifier(
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
-    num_labels = num_labels or model_num_labels(model)
+    declared = model_num_labels(model)
+    if num_labels is not None and declared is not None and num_labels != declared:
+        raise ValueError(f"num_labels={num_labels} but the model predicts {declared} classes; leave num_labels out "
+                         "or load the model with the dataset's label names.")
+    num_labels = num_labels or declared
     check_classification_dataset(train_dataset, num_labels, "training dataset")
     if eval_dataset is not None:
         check_classification_dataset(eval_dataset, num_labels, "evaluation dataset")
