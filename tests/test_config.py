@@ -72,7 +72,51 @@ def test_set_seed_takes_numpy_integers_and_the_range_ends():
 def test_hub_offline_flag_is_respected(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert config.hub_is_reachable() is False
-    assert "offline" in config.hub_status()
+    assert config.hub_status() == "offline (HF_HUB_OFFLINE is set)"
+
+
+@pytest.mark.parametrize("reachable, status", [(True, "reachable"), (False, "unreachable (working offline)")])
+def test_hub_status_without_the_offline_flag_says_what_the_probe_found(monkeypatch, reachable, status):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(config, "hub_is_reachable", lambda: reachable)
+    assert config.hub_status() == status
+
+
+@pytest.mark.parametrize("module, env, expected", [
+    (True, {}, "colab"), (False, {"COLAB_RELEASE_TAG": "release-colab_2026"}, "colab"),
+    (False, {"KAGGLE_KERNEL_RUN_TYPE": "Interactive"}, "kaggle"), (False, {}, None)])
+def test_hosted_runtime_from_either_sign(monkeypatch, module, env, expected):
+    import sys
+    import types
+
+    for name in ("COLAB_RELEASE_TAG", "KAGGLE_KERNEL_RUN_TYPE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    if module:
+        monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    else:
+        monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    assert config.hosted_runtime() == expected
+
+
+def test_the_rehearsal_is_the_gpu_path_at_smoke_sizes():
+    smoke, gpu, rehearsal = (config.PROFILES[name] for name in ("smoke", "gpu", "gpu-cpu"))
+    assert rehearsal.rehearsal is True and not any(config.PROFILES[n].rehearsal for n in ("smoke", "cpu", "gpu"))
+    assert (rehearsal.name, rehearsal.scale, rehearsal.autocast_on_cpu) == ("gpu", "smoke", True)
+    for size in ("train_examples", "eval_examples", "epochs"):  # the sizes of smoke ...
+        assert getattr(rehearsal, size) == getattr(smoke, size), size
+    for setting in ("max_length", "batch_size", "model"):  # ... the sequence length and model of gpu
+        assert getattr(rehearsal, setting) == getattr(gpu, setting), setting
+
+
+def test_the_readme_states_the_smoke_sizes():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    smoke = config.PROFILES["smoke"]
+    epochs = f"{smoke.epochs:g} epoch{'s' * (smoke.epochs != 1)}"
+    assert f"{smoke.train_examples} training / {smoke.eval_examples} evaluation examples, {epochs}" in readme
 
 
 def test_setup_notebook_reports_versions_device_profile_and_hub(monkeypatch, capsys):

@@ -6,11 +6,12 @@ from textclf_utils.pooling import MeanPoolingBertForSequenceClassification, clas
 
 
 def test_mean_pool_averages_only_the_real_tokens():
-    hidden = torch.arange(24, dtype=torch.float32).reshape(2, 3, 4)
-    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    hidden = torch.arange(36, dtype=torch.float32).reshape(3, 3, 4)
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1], [1, 0, 0]])
     pooled = mean_pool(hidden, mask)
     assert torch.equal(pooled[0], (hidden[0, 0] + hidden[0, 1]) / 2)
     assert torch.equal(pooled[1], hidden[1].mean(dim=0))
+    assert torch.equal(pooled[2], hidden[2, 0])  # one real token: the mean is that token
     hidden[0, 2] = 1e6  # what sits under padding does not count
     assert torch.equal(mean_pool(hidden, mask), pooled)
 

@@ -75,6 +75,21 @@ def test_a_damaged_results_file_says_which_and_how_to_restore_it(tmp_path, text,
     assert (tmp_path / "cpu.json").read_text() == text
 
 
+def test_the_file_is_written_sorted_with_two_space_indents_and_its_path_returned(tmp_path):
+    results.record_results("04_evaluation_metrics", {"b": 2.0}, "cpu", tmp_path)
+    path = results.record_results("03_finetune_bert", {"a": 1.0}, "cpu", tmp_path)
+    assert path == tmp_path / "cpu.json"
+    expected = {"03_finetune_bert": {"a": 1.0}, "04_evaluation_metrics": {"b": 2.0}}
+    assert path.read_text() == json.dumps(expected, indent=2) + "\n"  # the committed format: small diffs
+
+
+@pytest.mark.parametrize("readme", ["only the start <!-- x -->", "only the end"])
+def test_a_readme_with_one_marker_is_refused(tmp_path, readme):
+    for marker in (results.README_BEGIN, results.README_END):
+        with pytest.raises(ValueError, match="no results markers"):
+            results.readme_with_results(f"{readme}\n{marker}\n", tmp_path)
+
+
 def test_results_dir_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv(results.RESULTS_ENV, str(tmp_path))
     assert results.results_dir() == tmp_path
