@@ -48,14 +48,14 @@ TESTS: dict[str, list[str]] = {
     "imbalance": ["tests/test_imbalance.py"],
     "learning_curve": ["tests/test_learning_curve.py"],
     "metrics": ["tests/test_metrics.py"],
-    "model_cache": ["tests/test_training.py", "tests/test_distill.py"],
+    "model_cache": ["tests/test_training.py", "tests/test_distill.py", "tests/test_gpu_path.py"],
     "models": ["tests/test_models.py"],
     "plots": ["tests/test_plots.py", "tests/test_plots_evaluation.py"],
     "pooling": ["tests/test_pooling.py"],
-    "recipes": ["tests/test_training.py"],
+    "recipes": ["tests/test_training.py", "tests/test_gpu_path.py"],
     "results": ["tests/test_results.py"],
-    "trainer_recipe": ["tests/test_training.py"],
-    "training": ["tests/test_training.py"],
+    "trainer_recipe": ["tests/test_training.py", "tests/test_gpu_path.py"],
+    "training": ["tests/test_training.py", "tests/test_gpu_path.py"],
 }
 
 # Mutants checked by hand to change no behaviour, by module and ``Mutant.key``, with the reason.
@@ -225,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds per mutant (default: 5 times the unmutated run, plus 60)")
     parser.add_argument("--list", action="store_true", help="print the drawn mutants and run nothing")
+    parser.add_argument("--only", nargs="+", metavar="KEY", default=None,
+                        help="run only these of the drawn mutants, by key as printed, e.g. 'L227:4 return value -> "
+                             "return None' (to re-check survivors after adding tests)")
     args = parser.parse_args(argv)
     if args.sample < 1:
         parser.error(f"--sample must be a positive integer, got {args.sample}.")
@@ -233,6 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     source = path.read_text()
     sites = mutation_sites(source)
     chosen = sample(sites, args.sample, args.seed)
+    if args.only is not None:
+        unknown = sorted(set(args.only) - {m.key for m in chosen})
+        if unknown:
+            parser.error(f"--only: {unknown} are not among the drawn mutants; see --list.")
+        chosen = [m for m in chosen if m.key in args.only]
     equivalent = EQUIVALENT.get(args.module, {})
     print(f"{args.module}: {len(sites)} mutation sites, {len(chosen)} drawn (seed {args.seed})")
     if args.list:

@@ -59,6 +59,9 @@ def test_without_an_attention_mask_every_token_counts(mean_classifier):
         without = model(input_ids=batch["input_ids"]).logits
     torch.testing.assert_close(without, with_mask)
     assert model(input_ids=batch["input_ids"]).loss is None
+    embeds = model.bert.embeddings.word_embeddings(batch["input_ids"])
+    with torch.no_grad():  # token vectors given directly, without a mask, count every position too
+        torch.testing.assert_close(model(inputs_embeds=embeds).logits, with_mask)
 
 
 def test_a_saved_mean_classifier_comes_back_as_one(mean_classifier, tmp_path):
