@@ -495,6 +495,18 @@ def test_recipe_follows_the_profile_and_model():
     assert recipes.finetune_recipe("sst2", "smoke").cache_key() != cpu.cache_key()
 
 
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "gpu", "gpu-cpu"])
+@pytest.mark.parametrize("dataset", ["sst2", "emotion", "sms_spam"])
+def test_every_recipe_trains_with_the_epochs_and_batch_size_its_profile_prints(monkeypatch, profile, dataset):
+    from textclf_utils.config import get_profile
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # (gpu: the packaged model offline; the sizes stay)
+    recipe = recipes.finetune_recipe(dataset, profile)
+    printed = get_profile(profile)  # what setup_notebook shows as the profile's sizes
+    assert (recipe.epochs, recipe.batch_size, recipe.max_length) == (printed.epochs, printed.batch_size,
+                                                                     printed.max_length)
+
+
 def test_gpu_recipe_offline_falls_back_to_the_packaged_model(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     recipe = recipes.finetune_recipe("sst2", "gpu")

@@ -49,7 +49,7 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
-        name="smoke", train_examples=256, eval_examples=128, epochs=1, max_length=64, batch_size=32,
+        name="smoke", train_examples=256, eval_examples=128, epochs=1, max_length=64, batch_size=8,
         model="all-MiniLM-L6-v2",
         description="CI: tiny subsets, seconds per notebook; the assertions still check real results",
     ),
@@ -59,13 +59,13 @@ PROFILES: dict[str, Profile] = {
         description="a laptop with no GPU: real results in about 10 minutes a notebook on 2 cores",
     ),
     "gpu": Profile(
-        name="gpu", train_examples=None, eval_examples=None, epochs=3, max_length=128, batch_size=32,
+        name="gpu", train_examples=None, eval_examples=None, epochs=2, max_length=128, batch_size=32,
         model="bert-base-uncased",
         description="CUDA: bert-base-uncased when the Hub is reachable, mixed precision, each notebook sized "
                     "for about 20 minutes on a Colab T4",
     ),
     "gpu-cpu": Profile(
-        name="gpu", train_examples=256, eval_examples=128, epochs=1, max_length=128, batch_size=32,
+        name="gpu", train_examples=256, eval_examples=128, epochs=1, max_length=128, batch_size=8,
         model="bert-base-uncased", scale="smoke", autocast_on_cpu=True,
         description="CI rehearsal of the gpu profile on a CPU: the gpu code paths at smoke sizes, bf16 autocast "
                     "forced on, the packaged model where bert-base cannot be downloaded",
