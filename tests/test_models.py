@@ -2,6 +2,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from textclf_utils import models
 
@@ -99,3 +100,42 @@ def test_damaged_weights_name_the_file_and_what_to_do(tmp_path):
 def test_label_names_given_as_one_string_are_refused():
     with pytest.raises(ValueError, match="list of class names"):
         models.load_classifier(None, "posneg")
+
+
+@pytest.mark.parametrize("name, expected", [
+    (None, "packaged offline; BERT architecture, 6 layers"), ("all-MiniLM-L6-v2", "packaged offline"),
+    ("bert-base-uncased", "BERT-base, English, uncased (110 M parameters)"), ("/data/my-bert", "local model at /data/my-bert")])
+def test_describe_model_per_kind_of_name(name, expected):
+    assert expected in models.describe_model(name)
+
+
+def test_the_packaged_tokenizer_and_the_one_saved_with_a_model_are_the_same(tokenizer):
+    loaded = models.load_tokenizer(None)
+    assert loaded.name_or_path == str(models.packaged_model_path()) and len(loaded) == 30522
+    assert loaded("a fine film")["input_ids"] == tokenizer("a fine film")["input_ids"]
+    _, model = models.load_classifier(None, ["n", "p"])
+    assert models.tokenizer_for(model)("a fine film")["input_ids"] == tokenizer("a fine film")["input_ids"]
+    with pytest.raises(ValueError, match="does not say where it was loaded from"):
+        models.tokenizer_for(torch.nn.Linear(2, 2))
+
+
+def test_a_tokenizer_one_token_past_the_models_vocabulary_is_refused(tokenizer):
+    import copy
+
+    from transformers import BertConfig, BertForSequenceClassification
+
+    def model_of(vocab_size):
+        model = BertForSequenceClassification(BertConfig(vocab_size=vocab_size, hidden_size=8, num_hidden_layers=1,
+                                                         num_attention_heads=2, intermediate_size=8))
+        model.name_or_path = tokenizer.name_or_path  # the same place: only the size can differ
+        return model
+
+    models.check_tokenizer_matches(model_of(len(tokenizer)), tokenizer)  # exactly as many: fine
+    grown = copy.deepcopy(tokenizer)
+    grown.add_tokens(["<new-token>"])
+    with pytest.raises(ValueError, match="The tokenizer has 30,523 tokens but the model's vocabulary only 30,522"):
+        models.check_tokenizer_matches(model_of(len(tokenizer)), grown)
+    elsewhere = model_of(len(tokenizer))
+    elsewhere.name_or_path = "/somewhere/else"
+    with pytest.raises(ValueError, match="loaded from /somewhere/else but the tokenizer from"):
+        models.check_tokenizer_matches(elsewhere, tokenizer)
