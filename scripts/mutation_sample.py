@@ -63,6 +63,10 @@ EQUIVALENT: dict[str, dict[str, str]] = {
     "data": {"L384:80 True -> False": "tqdm(unit_scale=False): the download bar shows bytes, not kB/MB, display only"},
     "distill": {"L211:95 False -> True": "tqdm(leave=True): the finished progress bar stays on screen, display only"},
     "imbalance": {"L48:14 1.0 -> 2.0": "raw = 2 / counts: the weights are divided by their mean, which cancels the 2"},
+    "training": {
+        "L317:41 True -> False": "non_blocking=False: the same values, copied synchronously (only CUDA's overlap changes)",
+        "L409:65 False -> True": "field(repr=True) for final_eval: only how a TrainingResult prints",
+    },
     # Mutants of the checks' own inputs: the check runs on other numbers, and still tells the reference from
     # every written-out mistake on them (the tests feed both), so what it accepts does not change.
     "exercises": {key: "a check's input, not what the check accepts" for key in (

@@ -182,6 +182,9 @@ def test_amp_choice():
     assert training.amp_settings("cuda", bf16_supported=False) == training.AmpSettings(torch.float16, True)
     assert training.amp_settings("cuda", enabled=False, bf16_supported=True).dtype is None
     assert training.amp_settings("cuda", bf16_supported=True).name == "bfloat16"
+    assert training.amp_settings("mps").dtype is None  # off by default away from CUDA ...
+    with pytest.raises(ValueError, match="Mixed precision is set up for CUDA and the CPU, not 'mps'.*mixed_precision=False"):
+        training.amp_settings("mps", enabled=True)  # ... and not offered where it was never tried
 
 
 def test_autocast_context_follows_the_settings():
