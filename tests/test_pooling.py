@@ -29,10 +29,19 @@ def test_classifier_class_per_pooling():
 
 
 @pytest.fixture(scope="module")
-def mean_classifier():
+def mean_classifier(tokenizer):
+    """A 2-layer, 32-wide mean-pooling BERT with random weights and the packaged tokenizer: fast on a CPU."""
+    from transformers import BertConfig
+
     torch.manual_seed(0)
-    tokenizer, model = models.load_classifier(None, ["negative", "positive"], pooling="mean")
-    return tokenizer, model.eval()
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, num_labels=2)
+    return tokenizer, MeanPoolingBertForSequenceClassification(config).eval()
+
+
+def test_load_classifier_builds_the_mean_pooling_class_from_the_packaged_bert():
+    _, model = models.load_classifier(None, ["negative", "positive"], pooling="mean")
+    assert type(model) is MeanPoolingBertForSequenceClassification and model.config.num_labels == 2
 
 
 def test_the_mean_classifier_reads_the_mean_of_the_last_layer_not_the_pooler(mean_classifier):
