@@ -49,7 +49,7 @@ TESTS: dict[str, list[str]] = {
     "learning_curve": ["tests/test_learning_curve.py"],
     "metrics": ["tests/test_metrics.py"],
     "model_cache": ["tests/test_training.py", "tests/test_distill.py", "tests/test_gpu_path.py"],
-    "models": ["tests/test_models.py"],
+    "models": ["tests/test_models.py", "tests/test_pooling.py"],
     "plots": ["tests/test_plots.py", "tests/test_plots_evaluation.py"],
     "pooling": ["tests/test_pooling.py"],
     "recipes": ["tests/test_training.py", "tests/test_gpu_path.py"],
@@ -66,6 +66,8 @@ EQUIVALENT: dict[str, dict[str, str]] = {
     "training": {
         "L317:41 True -> False": "non_blocking=False: the same values, copied synchronously (only CUDA's overlap changes)",
         "L409:65 False -> True": "field(repr=True) for final_eval: only how a TrainingResult prints",
+        "L601:96 2 -> 3": "a larger evaluation batch: the same logits up to float rounding (batches are length-sorted)",
+        "L607:79 0.0 -> 1.0": "the value when no token was padded or real: unreachable, empty data is refused first",
     },
     # Mutants of the checks' own inputs: the check runs on other numbers, and still tells the reference from
     # every written-out mistake on them (the tests feed both), so what it accepts does not change.

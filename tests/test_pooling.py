@@ -82,3 +82,11 @@ def test_a_saved_mean_classifier_comes_back_as_one(mean_classifier, tmp_path):
     batch = tokenizer(["a fine film"], return_tensors="pt")
     with torch.no_grad():
         torch.testing.assert_close(loaded(**batch).logits, model(**batch).logits)
+
+
+def test_mean_pooling_is_refused_for_a_model_that_is_not_bert(tmp_path):
+    from transformers import DistilBertConfig
+
+    DistilBertConfig(vocab_size=100, dim=8, n_layers=1, n_heads=2, hidden_dim=8).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="pooling='mean' is written for BERT-architecture models.*Use pooling='cls'"):
+        models.load_classifier(str(tmp_path), ["a", "b"], pooling="mean")

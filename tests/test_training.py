@@ -173,6 +173,16 @@ def test_length_grouping_and_dynamic_padding_waste_less(bert, mirror):
     assert sorted(i for b in grouped for i in b["labels"].tolist()) == sorted(train["label"])
 
 
+def test_the_result_counts_padding_and_samples_exactly(bert):
+    tokenizer, _ = bert
+    texts = ["good", "a much longer and rather tedious film", "bad film", "fine"]
+    lengths = [len(tokenizer(t)["input_ids"]) for t in texts]
+    result = _train(tiny_bert(tokenizer), tokenizer, _dataset(texts, [1, 0, 0, 1]), batch_size=4, epochs=2,
+                    group_by_length=False)
+    assert result.padding_fraction == pytest.approx(1 - sum(lengths) / (len(texts) * max(lengths)))  # one batch
+    assert result.train_samples_per_second * result.train_seconds == pytest.approx(2 * len(texts))  # 2 epochs
+
+
 # --- mixed precision -----------------------------------------------------------------------------
 
 
@@ -260,6 +270,7 @@ def test_bad_evaluation_set_is_refused_before_training(untouched_model):
     (dict(max_steps=0), "max_steps must be a positive integer, got 0"),
     (dict(eval_batch_size=-1), "eval_batch_size must be a positive integer, got -1"),
     (dict(weight_decay=-0.1), "weight_decay must be a finite number >= 0, got -0.1"),
+    (dict(weight_decay=math.inf), "weight_decay must be a finite number >= 0, got inf"),
     (dict(max_grad_norm=0.0), "max_grad_norm must be a positive finite number, got 0.0"),
     (dict(warmup_ratio=1.0), r"warmup_ratio must be in \[0, 1\), got 1.0"),
 ])
