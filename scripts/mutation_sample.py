@@ -44,7 +44,7 @@ TESTS: dict[str, list[str]] = {
     "distill": ["tests/test_distill.py", "tests/test_gpu_path.py"],  # the latter: mixed precision on the CPU
     "encoder": ["tests/test_encoder.py"],
     "exercises": ["tests/test_exercises.py", "tests/test_student_edition.py"],
-    "gpu_plan": ["tests/test_gpu_path.py", "tests/test_colab.py"],
+    "gpu_plan": ["tests/test_gpu_plan.py", "tests/test_gpu_path.py"],
     "imbalance": ["tests/test_imbalance.py"],
     "learning_curve": ["tests/test_learning_curve.py"],
     "metrics": ["tests/test_metrics.py"],

@@ -131,7 +131,7 @@ def test_predict_logits_runs_where_it_is_told(tiny_bert, monkeypatch):
 
 # ---- the gpu recipe must leave SST-2 sentences for notebook 06's held-out and transfer sets
 
-@pytest.mark.parametrize("profile", ["gpu", "gpu-cpu", "cpu"])
+@pytest.mark.parametrize("profile", ["gpu-cpu", "cpu"])  # gpu: counted exactly in test_gpu_plan.py
 def test_every_profile_leaves_unused_training_sentences(profile, mirror, monkeypatch):
     monkeypatch.setenv("TEXTCLF_DATA_DIR", str(mirror))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -25,7 +25,10 @@ SETUP_MINUTES = 1.5  # installing the package, downloading bert-base (440 MB) an
 # Parameters of the models the gpu profile uses (bert-base-uncased and the students of notebook 06).
 BERT_BASE = 110e6
 BERT_BASE_2_LAYERS = 38e6  # notebook 06's student: the embeddings (24 M) and 2 of the 12 layers
-GPU_TRANSFER_TEXTS = 25_500  # notebook 06's transfer set in the gpu profile (unused + 2 augmented copies)
+# Notebook 06's transfer set in the gpu profile: the unused sentence-like SST-2 training rows and one augmented copy
+# of the labelled sentences (identical copies dropped); tests/test_gpu_plan.py recomputes both from the data.
+GPU_UNUSED_SENTENCES, GPU_AUGMENTED_COPIES = 10_558, 9_349
+GPU_TRANSFER_TEXTS = GPU_UNUSED_SENTENCES + GPU_AUGMENTED_COPIES
 HEAD_PARAMETERS = 768 * 2  # notebook 05's logistic-regression head on bert-base sentence vectors
 HEAD_STEP_S = 0.5e-3  # one Adam step of that head: about 0.4 ms measured on this course's 2-core CPU
 
@@ -83,7 +86,8 @@ NOTEBOOK_WORK: dict[str, list[Work]] = {
     ],
     "06_knowledge_distillation": [
         *_teacher_if_not_cached("06"),
-        Work("teacher logits: labelled + transfer set (about 10,500 unused sentences and 15,000 augmented copies)",
+        Work(f"teacher logits: labelled + transfer set ({GPU_UNUSED_SENTENCES:,} unused sentences and "
+             f"{GPU_AUGMENTED_COPIES:,} augmented copies)",
              BERT_BASE, GPU_SST2_SENTENCES + GPU_TRANSFER_TEXTS, train=False),
         Work(f"students, hard labels: 3 seeds x {GPU_SST2_SENTENCES:,} sentences x 3 epochs", BERT_BASE_2_LAYERS,
              3 * 3 * GPU_SST2_SENTENCES, batch_size=64),
