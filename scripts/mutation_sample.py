@@ -69,6 +69,7 @@ EQUIVALENT: dict[str, dict[str, str]] = {
         "L601:96 2 -> 3": "a larger evaluation batch: the same logits up to float rounding (batches are length-sorted)",
         "L607:79 0.0 -> 1.0": "the value when no token was padded or real: unreachable, empty data is refused first",
     },
+    "trainer_recipe": {"L24:31 True -> False": "dataset.map(batched=False): the same tokenised rows, one at a time"},
     # Mutants of the checks' own inputs: the check runs on other numbers, and still tells the reference from
     # every written-out mistake on them (the tests feed both), so what it accepts does not change.
     "exercises": {key: "a check's input, not what the check accepts" for key in (

@@ -129,6 +129,23 @@ def test_predict_logits_runs_where_it_is_told(tiny_bert, monkeypatch):
     assert logits.device.type == "cpu" and set(seen) == {"cpu"}
 
 
+def test_a_module_on_cuda_0_is_on_cuda_and_on_no_other_device():
+    from types import SimpleNamespace
+
+    class OnGpu0:  # parameters that say they sit on cuda:0 (no GPU needed to ask where a tensor is)
+        def parameters(self):
+            return [SimpleNamespace(device=torch.device("cuda", 0))]
+
+        def buffers(self):
+            return []
+
+    training.assert_on_device("cuda", OnGpu0())  # "cuda" means the current GPU: cuda:0 matches
+    training.assert_on_device("cuda:0", OnGpu0())
+    for elsewhere in ("cuda:1", "cpu"):
+        with pytest.raises(AssertionError, match=f"item 0 \\(OnGpu0\\) has a tensor on cuda:0, expected {elsewhere}"):
+            training.assert_on_device(elsewhere, OnGpu0())
+
+
 # ---- the gpu recipe must leave SST-2 sentences for notebook 06's held-out and transfer sets
 
 @pytest.mark.parametrize("profile", ["gpu-cpu", "cpu"])  # gpu: counted exactly in test_gpu_plan.py

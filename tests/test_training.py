@@ -712,11 +712,23 @@ def test_tokenising_and_padding_refuse_a_max_length_below_two(tokenizer, call, m
     (dict(learning_rate=-1.0), r"learning_rate must be a positive finite number, got -1"),
     (dict(batch_size=2.5), r"batch_size must be a positive integer, got 2\.5"),
     (dict(warmup_ratio=1.5), r"warmup_ratio .* must be in \[0, 1\), got 1\.5"),
+    (dict(warmup_ratio=1.0), r"warmup_ratio .* must be in \[0, 1\), got 1\.0"),
 ])
 def test_trainer_arguments_refuse_bad_settings(tmp_path, override, message):
     settings = dict(epochs=1, learning_rate=1e-4, batch_size=8, cuda=False) | override
     with pytest.raises(ValueError, match=message):
         trainer_recipe.trainer_arguments(str(tmp_path), **settings)
+
+
+@pytest.mark.parametrize("world_size", [None, "1"])  # (several processes need torchrun's rendezvous, not a unit test)
+def test_one_cpu_process_without_autocast_is_not_told_use_cpu(tmp_path, monkeypatch, world_size):
+    monkeypatch.setenv("TEXTCLF_PROFILE", "smoke")
+    if world_size is None:
+        monkeypatch.delenv("WORLD_SIZE", raising=False)
+    else:
+        monkeypatch.setenv("WORLD_SIZE", world_size)
+    args = trainer_recipe.trainer_arguments(str(tmp_path), epochs=1, learning_rate=1e-4, batch_size=8, cuda=False)
+    assert args.use_cpu is False and not args.bf16
 
 
 def test_storing_into_a_cache_path_where_a_file_sits_says_what_to_set(tiny_model_dir, tmp_path):
