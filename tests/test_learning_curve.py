@@ -98,3 +98,33 @@ def test_train_with_selection_keeps_the_best_learning_rate(tokenizer, one_thread
     assert set(chosen.validation_by_learning_rate) == {1e-6, 3e-3}
     assert chosen.validation_accuracy == max(chosen.validation_by_learning_rate.values())
     assert chosen.learning_rate == 3e-3 and chosen.validation_accuracy > 0.9
+
+
+@pytest.mark.parametrize("accuracy_by_c, chosen", [
+    ({0.1: 0.6, 1.0: 0.9, 3.0: 0.95, 10.0: 0.7}, 3.0),  # the best on validation, above C = 1 too
+    ({0.1: 0.8, 1.0: 0.8, 3.0: 0.8}, 0.1),  # ties: the smaller C
+])
+def test_logistic_regression_keeps_the_c_best_on_validation(monkeypatch, accuracy_by_c, chosen):
+    from textclf_utils import learning_curve
+
+    class ScriptedRegression:  # right on the first round(accuracy * 20) of 20 validation rows
+        def __init__(self, C, max_iter):
+            self.C = C
+
+        def fit(self, x, y):
+            return self
+
+        def predict(self, x):
+            right = round(accuracy_by_c[self.C] * 20)
+            return np.array([1] * right + [0] * (20 - right))
+
+    monkeypatch.setattr(learning_curve, "LogisticRegression", ScriptedRegression)
+    model, accuracy, c = learning_curve._select_logistic_regression(None, None, None, np.ones(20, dtype=int),
+                                                                      tuple(accuracy_by_c))
+    assert (c, model.C, accuracy) == (chosen, chosen, accuracy_by_c[chosen])
+
+
+@pytest.mark.parametrize("labels", [[1], [[0, 1], [1, 0]], []])
+def test_a_curve_needs_a_flat_test_set_of_two_labels_or_more(labels):
+    with pytest.raises(ValueError, match="test_labels must be a 1-D sequence of ≥ 2 label ids"):
+        LearningCurve(labels)

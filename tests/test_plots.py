@@ -11,7 +11,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from textclf_utils.plots import plot_attention_grid, plot_attention_head  # noqa: E402
+from textclf_utils.plots import (plot_attention_grid, plot_attention_head, plot_length_distribution,  # noqa: E402
+                                 plot_training_history)
 
 TOKENS = ["[CLS]", "the", "exam", "[SEP]"]
 
@@ -92,3 +93,41 @@ def test_grid_panels_share_one_colour_scale_with_a_colour_bar():
     assert len(fig.axes) == 2 * 3 + 1 and "attention weight" in fig.axes[-1].get_ylabel()
     fig = plot_attention_grid(stacked, TOKENS, vmax=None)
     assert {round(ax.images[0].get_clim()[1], 5) for ax in fig.axes if ax.images} == {round(float(stacked.max()), 5)}
+
+
+HISTORY = [{"epoch": 1, "train_loss": 0.6, "eval_loss": 0.5, "eval_accuracy": 0.8},
+           {"epoch": 2, "train_loss": 0.4, "eval_loss": 0.45, "eval_accuracy": 0.85}]
+
+
+def test_training_history_plot_draws_each_run():
+    fig = plot_training_history({"loop": HISTORY, "Trainer": HISTORY}, step_losses={"loop": [0.7, 0.5, 0.4]})
+    loss_ax, acc_ax = fig.axes
+    assert len(acc_ax.lines) == 2 and list(acc_ax.lines[0].get_ydata()) == [0.8, 0.85]
+    assert len(loss_ax.lines) == 5  # per-step loss + train and dev for both runs
+
+
+def test_step_losses_are_spread_evenly_up_to_the_last_epoch():
+    fig = plot_training_history(HISTORY, step_losses={"run": [0.9, 0.7, 0.6, 0.5]})
+    steps = fig.axes[0].lines[0]
+    assert list(steps.get_xdata()) == [0.5, 1.0, 1.5, 2.0] and list(steps.get_ydata()) == [0.9, 0.7, 0.6, 0.5]
+
+
+def test_a_history_of_one_epoch_is_drawn_and_an_empty_one_refused():
+    fig = plot_training_history(HISTORY[:1])
+    assert list(fig.axes[1].lines[0].get_xdata()) == [1]
+    with pytest.raises(ValueError, match="at least one epoch"):
+        plot_training_history({"loop": []})
+    with pytest.raises(ValueError, match="at least one epoch"):
+        plot_training_history({"a": HISTORY, "b": []})
+
+
+@pytest.mark.parametrize("lengths, bins", [([5, 6, 6, 9, 14], 10), (list(range(3, 200)), 60), ([7, 7], 1)])
+def test_length_histogram_has_one_bar_per_length_up_to_sixty(lengths, bins):
+    ax = plot_length_distribution(lengths)
+    assert len(ax.patches) == bins
+    assert sum(patch.get_height() for patch in ax.patches) == len(lengths)
+
+
+def test_length_histogram_reports_the_share_cut_off():
+    ax = plot_length_distribution([5, 10, 12, 70], max_length=64)
+    assert any("truncates 25.00%" in text.get_text() for text in ax.get_legend().get_texts())

@@ -677,24 +677,6 @@ def test_finetune_script_runs_distributed_with_torchrun(mirror, tiny_model_dir, 
 # --- the plots notebook 03 uses --------------------------------------------------------------------
 
 
-def test_training_history_plot_draws_each_run():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from textclf_utils.plots import plot_length_distribution, plot_training_history
-
-    history = [{"epoch": 1, "train_loss": 0.6, "eval_loss": 0.5, "eval_accuracy": 0.8},
-               {"epoch": 2, "train_loss": 0.4, "eval_loss": 0.45, "eval_accuracy": 0.85}]
-    fig = plot_training_history({"loop": history, "Trainer": history}, step_losses={"loop": [0.7, 0.5, 0.4]})
-    loss_ax, acc_ax = fig.axes
-    assert len(acc_ax.lines) == 2 and list(acc_ax.lines[0].get_ydata()) == [0.8, 0.85]
-    assert len(loss_ax.lines) == 5  # per-step loss + train and dev for both runs
-    with pytest.raises(ValueError, match="at least one epoch"):
-        plot_training_history({"loop": []})
-    ax = plot_length_distribution([5, 10, 12, 70], max_length=64)
-    assert any("truncates 25.00%" in text.get_text() for text in ax.get_legend().get_texts())
-
-
 @pytest.mark.parametrize("call, message", [
     (lambda tok, data: training.tokenize_dataset(data, tok, 0), r"max_length must be an integer of at least 2.*got 0"),
     (lambda tok, data: trainer_recipe.tokenize_for_trainer(data, tok, 0), r"max_length must be .*got 0"),
