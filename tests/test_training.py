@@ -702,6 +702,37 @@ def test_trainer_arguments_refuse_bad_settings(tmp_path, override, message):
         trainer_recipe.trainer_arguments(str(tmp_path), **settings)
 
 
+def test_trainer_arguments_keep_one_checkpoint_the_best_by_accuracy(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEXTCLF_PROFILE", "smoke")
+    args = trainer_recipe.trainer_arguments(str(tmp_path), epochs=2, learning_rate=1e-4, batch_size=8, cuda=False)
+    assert (args.metric_for_best_model, args.greater_is_better, args.load_best_model_at_end) == ("accuracy", True, True)
+    assert (args.save_total_limit, args.save_only_model) == (1, True)  # one model's weights on disk, no optimizer
+    assert (args.dataloader_num_workers, args.dataloader_pin_memory) == (0, False)  # a CPU: no workers
+    assert (args.per_device_train_batch_size, args.per_device_eval_batch_size) == (8, 16)
+    assert (args.num_train_epochs, args.learning_rate, args.warmup_steps) == (2, 1e-4, 0.1)
+    assert args.train_sampling_strategy == "group_by_length"
+    assert trainer_recipe.trainer_arguments(str(tmp_path), epochs=1, learning_rate=1e-4, batch_size=8, cuda=False,
+                                            group_by_length=False).train_sampling_strategy == "random"
+
+
+def test_trainer_history_gives_one_record_per_epoch():
+    log = [{"loss": 0.69, "learning_rate": 5e-5, "epoch": 1.0, "step": 3},
+           {"eval_loss": 0.6, "eval_accuracy": 0.7, "eval_f1_macro": 0.69, "epoch": 1.0, "step": 3},
+           {"loss": 0.5, "learning_rate": 0.0, "epoch": 1.9996, "step": 6},
+           {"eval_loss": 0.55, "eval_accuracy": 0.75, "epoch": 2.0, "step": 6},
+           {"train_runtime": 4.2, "epoch": 2.0, "step": 6},  # the end-of-training summary: no loss of its own
+           {"total_flos": 1.0}]
+    history = trainer_recipe.trainer_history(log)
+    assert [r["epoch"] for r in history] == [1.0, 2.0]  # 1.9996 and 2.0 are one epoch (rounded to 3 places)
+    assert history[0] == {"epoch": 1.0, "train_loss": 0.69, "learning_rate": 5e-5, "eval_loss": 0.6,
+                          "eval_accuracy": 0.7, "eval_f1_macro": 0.69}
+    assert history[1]["train_loss"] == 0.5 and math.isnan(history[1]["eval_f1_macro"])
+    only_eval = trainer_recipe.trainer_history([{"eval_loss": 0.6, "eval_accuracy": 0.7, "epoch": 1.0}])
+    only_train = trainer_recipe.trainer_history([{"loss": 0.6, "epoch": 0.5}])
+    assert len(only_eval) == 1 and len(only_train) == 1
+    assert trainer_recipe.trainer_history([{"train_runtime": 1.0, "epoch": 1.0}]) == []
+
+
 @pytest.mark.parametrize("world_size", [None, "1"])  # (several processes need torchrun's rendezvous, not a unit test)
 def test_one_cpu_process_without_autocast_is_not_told_use_cpu(tmp_path, monkeypatch, world_size):
     monkeypatch.setenv("TEXTCLF_PROFILE", "smoke")
