@@ -475,6 +475,22 @@ def test_trainer_recipe_stops_at_a_non_finite_loss(bert, tmp_path):
                                           progress=False, use_cpu=True)
     assert len(training_calls) == 3 and all(torch.isfinite(p).all() for p in model.parameters())
 
+
+def test_the_finite_loss_check_reads_the_loss_when_the_outputs_come_back_too(bert, tmp_path):
+    tokenizer, model = bert
+    args = trainer_recipe.trainer_arguments(str(tmp_path), epochs=1, learning_rate=1e-4, batch_size=2, cuda=False,
+                                            progress=False, eval_strategy="no", save_strategy="no",
+                                            load_best_model_at_end=False)
+    trainer = trainer_recipe.FiniteLossTrainer(model=model, args=args)
+    trainer.create_optimizer_and_scheduler(num_training_steps=4)
+    inputs = dict(tokenizer(["a good film", "bad"], padding=True, return_tensors="pt"), labels=torch.tensor([1, 0]))
+    model.train()
+    loss, outputs = trainer.compute_loss(model, inputs, return_outputs=True)
+    assert torch.isfinite(loss) and outputs.logits.shape == (2, 2)
+    model.classifier.register_forward_hook(lambda module, args, logits: logits * math.nan)
+    with pytest.raises(FloatingPointError, match="loss is nan at step 1"):
+        trainer.compute_loss(model, inputs, return_outputs=True)
+
 # --- the recipe and the shared cache -------------------------------------------------------------
 
 
