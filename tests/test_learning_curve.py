@@ -128,3 +128,34 @@ def test_logistic_regression_keeps_the_c_best_on_validation(monkeypatch, accurac
 def test_a_curve_needs_a_flat_test_set_of_two_labels_or_more(labels):
     with pytest.raises(ValueError, match="test_labels must be a 1-D sequence of ≥ 2 label ids"):
         LearningCurve(labels)
+
+
+def test_nested_subsets_take_each_class_in_its_share_without_repeats():
+    labels = np.array([0] * 200 + [1] * 300 + [2] * 500)
+    subsets = nested_subsets(labels, [1, 100, 1000])
+    assert np.bincount(labels[subsets[100]], minlength=3).tolist() == [20, 30, 50]
+    assert len(set(subsets[100].tolist())) == 100 and len(subsets[1]) == 1
+    assert sorted(subsets[1000].tolist()) == list(range(1000))  # every row once, at the largest size
+    with pytest.raises(ValueError, match="sizes must be positive"):
+        nested_subsets(labels, [0, 10])
+
+
+def test_epochs_for_a_single_example_and_bad_limits():
+    from textclf_utils.learning_curve import epochs_for
+
+    assert epochs_for(1, 3, 5) == 3 and epochs_for(1, 10, 5) == 5
+    for size, min_examples, max_epochs in ((10, 0, 2), (10, 5, 0), (-1, 5, 2)):
+        with pytest.raises(ValueError, match="must be positive"):
+            epochs_for(size, min_examples, max_epochs)
+
+
+def test_mean_pooled_features_are_the_mean_of_the_token_vectors(tokenizer):
+    from textclf_utils.encoder import Encoder, EncoderConfig
+
+    torch.manual_seed(0)
+    encoder = Encoder(EncoderConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)).eval()
+    features = mean_pooled_features(encoder, tokenizer, ["short", "a longer sentence"], max_length=32)
+    with torch.no_grad():
+        for row, text in enumerate(["short", "a longer sentence"]):
+            states = encoder(**tokenizer([text], return_tensors="pt")).last_hidden_state[0]
+            np.testing.assert_allclose(features[row], states.mean(0).numpy(), atol=1e-5)
