@@ -243,3 +243,16 @@ def test_load_names_a_damaged_weights_file(tmp_path):
     (folder / "model.safetensors").write_bytes(b"junk" * 10)
     with pytest.raises(ValueError, match=r"model\.safetensors is damaged.*Delete it"):
         EncoderForSequenceClassification.load(folder)
+
+
+def test_the_embeddings_alone_refuse_a_flat_batch():
+    with pytest.raises(ValueError, match=r"input_ids must have shape \(batch, length\), got \(5,\)"):
+        Encoder(TINY).embeddings(torch.ones(5, dtype=torch.long))
+
+
+def test_a_bert_config_without_the_optional_keys_gets_berts_defaults():
+    config = EncoderConfig.from_bert_config({"vocab_size": 100, "hidden_size": 8, "num_hidden_layers": 1,
+                                             "num_attention_heads": 2, "intermediate_size": 16,
+                                             "max_position_embeddings": 16, "type_vocab_size": 2})
+    assert (config.dropout, config.attention_dropout, config.layer_norm_eps, config.initializer_range,
+            config.pad_token_id) == (0.1, 0.1, 1e-12, 0.02, 0)

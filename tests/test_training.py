@@ -537,6 +537,14 @@ def test_every_recipe_trains_with_the_epochs_and_batch_size_its_profile_prints(m
                                                                      printed.max_length)
 
 
+def test_learning_rates_follow_the_published_fine_tuning_grid():
+    # Devlin et al. (2019) fine-tune BERT-base with 2e-5, 3e-5 or 5e-5; the small packaged MiniLM takes a larger
+    # step (1e-4, chosen on validation: results/recipe_tuning_cpu.json)
+    for name in ("bert-base-uncased", "google-bert/bert-base-uncased"):
+        assert recipes.LEARNING_RATES[name] in (2e-5, 3e-5, 5e-5), name
+    assert recipes.LEARNING_RATES["all-MiniLM-L6-v2"] == 1e-4
+
+
 def test_gpu_recipe_offline_falls_back_to_the_packaged_model(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     recipe = recipes.finetune_recipe("sst2", "gpu")
