@@ -126,8 +126,9 @@ def test_mean_pooling_leaves_only_the_pooler_without_gradient():
 def test_save_load_round_trip(tmp_path):
     torch.manual_seed(0)
     model = EncoderForSequenceClassification(TINY, num_labels=3, pooling="mean").eval()
-    folder = model.save(tmp_path / "saved")
+    folder = model.save(tmp_path / "runs" / "saved")  # parent folders are made as needed
     assert json.loads((folder / "config.json").read_text())["pooling"] == "mean"
+    assert model.save(folder) == folder  # and saving again over it is fine
     loaded = EncoderForSequenceClassification.load(folder).eval()
     assert (loaded.config, loaded.num_labels, loaded.pooling) == (TINY, 3, "mean")
     for name, tensor in model.state_dict().items():
