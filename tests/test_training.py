@@ -757,6 +757,21 @@ def test_trainer_history_gives_one_record_per_epoch():
     assert trainer_recipe.trainer_history([{"train_runtime": 1.0, "epoch": 1.0}]) == []
 
 
+@pytest.mark.parametrize("world_size, use_cpu", [("2", True), ("1", False), (None, False)])
+def test_data_parallel_processes_without_cuda_are_told_use_cpu(tmp_path, monkeypatch, world_size, use_cpu):
+    import transformers
+
+    monkeypatch.setenv("TEXTCLF_PROFILE", "smoke")
+    if world_size is None:
+        monkeypatch.delenv("WORLD_SIZE", raising=False)
+    else:
+        monkeypatch.setenv("WORLD_SIZE", world_size)
+    # the settings only: real TrainingArguments would start the processes' rendezvous (torchrun's job)
+    monkeypatch.setattr(transformers, "TrainingArguments", lambda **settings: settings)
+    settings = trainer_recipe.trainer_arguments(str(tmp_path), epochs=1, learning_rate=1e-4, batch_size=8, cuda=False)
+    assert settings["use_cpu"] is use_cpu
+
+
 @pytest.mark.parametrize("world_size", [None, "1"])  # (several processes need torchrun's rendezvous, not a unit test)
 def test_one_cpu_process_without_autocast_is_not_told_use_cpu(tmp_path, monkeypatch, world_size):
     monkeypatch.setenv("TEXTCLF_PROFILE", "smoke")
