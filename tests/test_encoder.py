@@ -139,8 +139,12 @@ def test_save_load_round_trip(tmp_path):
 
 
 def test_load_refuses_a_folder_without_the_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="config.json"):
+    with pytest.raises(FileNotFoundError, match=r"holds no config.json: expected a folder written by .*save\(\)"):
         EncoderForSequenceClassification.load(tmp_path)
+    folder = EncoderForSequenceClassification(TINY, num_labels=2).save(tmp_path / "saved")
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match=r"holds no model.safetensors: expected a folder written by"):
+        EncoderForSequenceClassification.load(folder)
 
 
 @pytest.mark.parametrize("change, message", [
