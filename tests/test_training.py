@@ -494,6 +494,13 @@ def test_the_finite_loss_check_reads_the_loss_when_the_outputs_come_back_too(ber
 # --- the recipe and the shared cache -------------------------------------------------------------
 
 
+def test_the_model_cache_lives_in_the_repositorys_artifacts_folder_unless_told(monkeypatch):
+    monkeypatch.delenv(model_cache.ARTIFACTS_ENV, raising=False)
+    assert model_cache.artifacts_dir() == REPO / "artifacts"
+    monkeypatch.setenv(model_cache.ARTIFACTS_ENV, "~/course-models")
+    assert model_cache.artifacts_dir() == Path.home() / "course-models"
+
+
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory, tokenizer):
     folder = tmp_path_factory.mktemp("tiny-bert")
