@@ -241,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="KEY", default=None,
                         help="run only these of the drawn mutants, by key as printed, e.g. 'L227:4 return value -> "
                              "return None' (to re-check survivors after adding tests)")
+    parser.add_argument("--tests", nargs="+", metavar="TEST", default=None,
+                        help="run these pytest ids instead of the module's test files, e.g. "
+                             "'tests/test_training.py::test_x' (with --only: a quick re-check against the tests "
+                             "written for those survivors; a full run uses the module's files)")
     args = parser.parse_args(argv)
     if args.sample < 1:
         parser.error(f"--sample must be a positive integer, got {args.sample}.")
@@ -261,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {m.key}: {source.splitlines()[m.line - 1].strip()}")
         return 0
 
-    tests = TESTS[args.module]
+    tests = args.tests or TESTS[args.module]
     counts = {"killed": 0, "survived": 0, "timeout": 0, "equivalent": 0}
     with tempfile.TemporaryDirectory(prefix="mutants-") as folder:
         copy_root = Path(folder)
