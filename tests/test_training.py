@@ -496,7 +496,8 @@ def test_the_finite_loss_check_reads_the_loss_when_the_outputs_come_back_too(ber
 
 def test_the_model_cache_lives_in_the_repositorys_artifacts_folder_unless_told(monkeypatch):
     monkeypatch.delenv(model_cache.ARTIFACTS_ENV, raising=False)
-    assert model_cache.artifacts_dir() == REPO / "artifacts"
+    package_root = Path(model_cache.__file__).resolve().parent.parent  # the repository (a checkout)
+    assert model_cache.artifacts_dir() == package_root / "artifacts"
     monkeypatch.setenv(model_cache.ARTIFACTS_ENV, "~/course-models")
     assert model_cache.artifacts_dir() == Path.home() / "course-models"
 
@@ -616,6 +617,12 @@ def _store_tiny_entry(tiny_model_dir, cache: Path) -> Path:
     result = training.TrainingResult([], [], 1, 0.5, 0.0, 0.0, 0, "fp32", 0.0)
     return model_cache.store_finetuned_classifier(recipe, AutoTokenizer.from_pretrained(tiny_model_dir), model,
                                                   result, cache_dir=cache)
+
+
+def test_a_stored_entry_is_readable_by_everyone_like_any_saved_model(tiny_model_dir, tmp_path):
+    entry = _store_tiny_entry(tiny_model_dir, tmp_path)
+    assert entry.stat().st_mode & 0o777 == 0o755  # not mkdtemp's private 0o700
+    assert not list(entry.parent.glob(".*partial-*"))  # the temporary folder was renamed, nothing left over
 
 
 def test_cache_entry_without_its_record_is_refused_before_training(tiny_model_dir, tmp_path, monkeypatch):
