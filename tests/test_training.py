@@ -551,6 +551,8 @@ def test_learning_rates_follow_the_published_fine_tuning_grid():
     for name in ("bert-base-uncased", "google-bert/bert-base-uncased"):
         assert recipes.LEARNING_RATES[name] in (2e-5, 3e-5, 5e-5), name
     assert recipes.LEARNING_RATES["all-MiniLM-L6-v2"] == 1e-4
+    # smoke: a larger step so that its 32 steps move the model, still well below where fine-tuning diverges
+    assert 1e-4 < recipes.finetune_recipe("sst2", "smoke").learning_rate <= 5e-4
 
 
 def test_gpu_recipe_offline_falls_back_to_the_packaged_model(monkeypatch):
