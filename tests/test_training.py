@@ -555,6 +555,22 @@ def test_learning_rates_follow_the_published_fine_tuning_grid():
     assert 1e-4 < recipes.finetune_recipe("sst2", "smoke").learning_rate <= 5e-4
 
 
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "gpu", "gpu-cpu"])
+def test_sst2_recipes_train_on_sentences_and_the_cpu_ones_in_bf16(monkeypatch, profile):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # SST-2's validation and test sets are whole sentences; its training rows are mostly phrases
+    assert recipes.finetune_recipe("sst2", profile).min_train_words == 10
+    if profile == "cpu":  # bf16 autocast on the CPU (chosen on validation: results/recipe_tuning_cpu.json)
+        assert all(recipes.finetune_recipe(name, "cpu").mixed_precision is True
+                   for name in ("sst2", "emotion", "sms_spam"))
+
+
+@pytest.mark.parametrize("a, b", [([0, 1], [0, 1, 1]), ([[0, 1]], [[0, 1]]), ([], [])])
+def test_accuracy_difference_tolerance_needs_two_equally_long_flat_prediction_lists(a, b):
+    with pytest.raises(ValueError, match="Expected two equally long, non-empty 1-D arrays of predictions"):
+        trainer_recipe.accuracy_difference_tolerance(a, b)
+
+
 def test_gpu_recipe_offline_falls_back_to_the_packaged_model(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     recipe = recipes.finetune_recipe("sst2", "gpu")
