@@ -643,6 +643,30 @@ def test_a_stored_entry_is_readable_by_everyone_like_any_saved_model(tiny_model_
     assert not list(entry.parent.glob(".*partial-*"))  # the temporary folder was renamed, nothing left over
 
 
+def test_a_failed_rename_is_raised_unless_another_run_stored_the_entry(tiny_model_dir, tmp_path, monkeypatch):
+    def refuse(source, target):
+        raise OSError(39, "Directory not empty")
+
+    monkeypatch.setattr(model_cache.os, "replace", refuse)
+    with pytest.raises(OSError, match="Directory not empty"):  # nothing stored: the failure is reported
+        _store_tiny_entry(tiny_model_dir, tmp_path / "empty")
+    assert not [p for p in (tmp_path / "empty").rglob("*") if p.is_dir() and "partial" in p.name]
+    monkeypatch.undo()
+    entry = _store_tiny_entry(tiny_model_dir, tmp_path / "stored")
+    before = (entry / "training.json").read_text()
+    monkeypatch.setattr(model_cache.os, "replace", refuse)
+    assert _store_tiny_entry(tiny_model_dir, tmp_path / "stored") == entry  # the other run's entry is kept
+    assert (entry / "training.json").read_text() == before
+
+
+def test_a_recipe_cannot_be_changed_after_it_is_made():
+    import dataclasses
+
+    recipe = recipes.finetune_recipe("emotion", "cpu")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        recipe.epochs = 5  # the recipe is the cache key: a changed copy is made with dataclasses.replace
+
+
 def test_cache_entry_without_its_record_is_refused_before_training(tiny_model_dir, tmp_path, monkeypatch):
     entry = _store_tiny_entry(tiny_model_dir, tmp_path)
     (entry / "training.json").unlink()
