@@ -551,6 +551,9 @@ def test_learning_rates_follow_the_published_fine_tuning_grid():
     for name in ("bert-base-uncased", "google-bert/bert-base-uncased"):
         assert recipes.LEARNING_RATES[name] in (2e-5, 3e-5, 5e-5), name
     assert recipes.LEARNING_RATES["all-MiniLM-L6-v2"] == 1e-4
+    for profile in ("smoke", "cpu", "gpu"):  # BERT's fine-tuning schedule: 10 % warm-up, weight decay 0.01
+        recipe = recipes.finetune_recipe("emotion", profile)
+        assert (recipe.warmup_ratio, recipe.weight_decay) == (0.1, 0.01), profile
     # smoke: a larger step so that its 32 steps move the model, still well below where fine-tuning diverges
     assert 1e-4 < recipes.finetune_recipe("sst2", "smoke").learning_rate <= 5e-4
 
