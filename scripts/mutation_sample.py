@@ -70,7 +70,11 @@ EQUIVALENT: dict[str, dict[str, str]] = {
         "L607:79 0.0 -> 1.0": "the value when no token was padded or real: unreachable, empty data is refused first",
     },
     # Appearance only: figure and font sizes, margins, tick length, line width (judged by looking at the plot).
-    "model_cache": {"L60:69 2 -> 3": "json.dumps(indent=3) of training.json: the same record, indented differently"},
+    "model_cache": {
+        "L60:69 2 -> 3": "json.dumps(indent=3) of training.json: the same record, indented differently",
+        "L121:64 True -> False": "no fallback when loading the recipe's model: finetune_recipe has just resolved it to "
+                                 "one that loads (the packaged model when the Hub is unreachable)",
+    },
     "plots": {key: "display only: a size, margin or width of the figure" for key in (
         "L34:45 1.5 -> 2.5", "L88:107 0.3 -> 1.3", "L93:76 0.08 -> 1.08", "L103:34 0 -> 1", "L109:24 1 -> 2",
         "L124:61 3.8 -> 4.8", "L155:53 2 -> 3", "L158:23 8 -> 9", "L169:45 2 -> 3", "L186:59 4.5 -> 5.5")},

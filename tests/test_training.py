@@ -529,6 +529,9 @@ def test_recipe_follows_the_profile_and_model():
     assert (emotion.train_examples, emotion.epochs, emotion.min_train_words) == (
         get_profile("cpu").train_examples, get_profile("cpu").epochs, 0)
     assert cpu.cache_key().startswith("sst2-all-MiniLM-L6-v2-cpu-")
+    import re
+
+    assert re.fullmatch(r"sst2-all-MiniLM-L6-v2-cpu-[0-9a-f]{10}", cpu.cache_key())  # the documented entry names
     assert recipes.finetune_recipe("emotion", "cpu").cache_key() != cpu.cache_key()
     assert recipes.finetune_recipe("sst2", "smoke").cache_key() != cpu.cache_key()
 
@@ -641,7 +644,7 @@ def _store_tiny_entry(tiny_model_dir, cache: Path) -> Path:
 
 
 def test_a_stored_entry_is_readable_by_everyone_like_any_saved_model(tiny_model_dir, tmp_path):
-    entry = _store_tiny_entry(tiny_model_dir, tmp_path)
+    entry = _store_tiny_entry(tiny_model_dir, tmp_path / "new" / "cache")  # its folders are made as needed
     assert entry.stat().st_mode & 0o777 == 0o755  # not mkdtemp's private 0o700
     assert not list(entry.parent.glob(".*partial-*"))  # the temporary folder was renamed, nothing left over
 
