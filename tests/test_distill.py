@@ -405,6 +405,9 @@ def test_teacher_logits_are_computed_once_then_read_and_a_damaged_entry_is_redon
     assert torch.allclose(first, distill.predict_logits(teacher, tokenizer, texts, recipe.max_length), atol=1e-5)
     (entry,) = (tmp_path / "teacher_logits").iterdir()
     assert entry.suffix == ".safetensors" and recipe.cache_key() in entry.name
+    import re  # <recipe key>-<name>-<12 hex digits of the texts' hash>: the names a copied cache holds
+
+    assert re.fullmatch(re.escape(recipe.cache_key()) + r"-t-[0-9a-f]{12}\.safetensors", entry.name)
     calls = []
     real = distill.predict_logits
     monkeypatch.setattr(model_cache, "predict_logits", lambda *a, **k: calls.append(a[2]) or real(*a, **k))

@@ -577,6 +577,12 @@ def test_accuracy_difference_tolerance_needs_two_equally_long_flat_prediction_li
         trainer_recipe.accuracy_difference_tolerance(a, b)
 
 
+def test_a_reachable_hub_model_keeps_its_name_in_the_recipe(monkeypatch):
+    monkeypatch.setattr(recipes, "resolve_model", lambda name, fallback_to_packaged=False: name)  # as if online
+    assert recipes.resolved_model_name("bert-base-uncased") == "bert-base-uncased"
+    assert recipes.resolved_model_name(None) == "all-MiniLM-L6-v2"
+
+
 def test_gpu_recipe_offline_falls_back_to_the_packaged_model(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     recipe = recipes.finetune_recipe("sst2", "gpu")
