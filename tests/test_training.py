@@ -581,6 +581,10 @@ def test_a_reachable_hub_model_keeps_its_name_in_the_recipe(monkeypatch):
     monkeypatch.setattr(recipes, "resolve_model", lambda name, fallback_to_packaged=False: name)  # as if online
     assert recipes.resolved_model_name("bert-base-uncased") == "bert-base-uncased"
     assert recipes.resolved_model_name(None) == "all-MiniLM-L6-v2"
+    from textclf_utils.config import get_profile
+
+    other = dataclasses.replace(get_profile("gpu"), model="roberta-base")  # a model without a rate of its own
+    assert recipes.finetune_recipe("emotion", other).learning_rate == 5e-5  # the top of BERT's grid
 
 
 def test_gpu_recipe_offline_falls_back_to_the_packaged_model(monkeypatch):
