@@ -52,7 +52,7 @@ TESTS: dict[str, list[str]] = {
     "models": ["tests/test_models.py", "tests/test_pooling.py"],
     "plots": ["tests/test_plots.py", "tests/test_plots_evaluation.py"],
     "pooling": ["tests/test_pooling.py"],
-    "recipes": ["tests/test_training.py", "tests/test_gpu_path.py"],
+    "recipes": ["tests/test_training.py", "tests/test_gpu_path.py", "tests/test_gpu_plan.py"],
     "results": ["tests/test_results.py"],
     "trainer_recipe": ["tests/test_training.py", "tests/test_gpu_path.py"],
     "training": ["tests/test_training.py", "tests/test_gpu_path.py"],

@@ -420,6 +420,21 @@ def test_teacher_logits_are_computed_once_then_read_and_a_damaged_entry_is_redon
     assert torch.allclose(redone, first) and calls[-1] == texts
 
 
+def test_a_teacher_trained_in_bf16_on_the_cpu_is_scored_in_bf16(tokenizer, tmp_path):
+    import dataclasses
+
+    from textclf_utils import model_cache, recipes
+
+    recipe = dataclasses.replace(recipes.finetune_recipe("sst2", "smoke"), mixed_precision=True)
+    teacher, texts = tiny_bert(layers=1), ["a fine film", "dull", "not bad at all, really"]
+    logits = model_cache.cached_teacher_logits(recipe, teacher, tokenizer, texts, name="t", cache_dir=tmp_path,
+                                               progress=False)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        in_bf16 = distill.predict_logits(teacher, tokenizer, texts, recipe.max_length)
+    in_fp32 = distill.predict_logits(teacher, tokenizer, texts, recipe.max_length)
+    assert torch.equal(logits, in_bf16) and not torch.equal(logits, in_fp32)
+
+
 @pytest.mark.parametrize("shape", [(5, 2), (2, 3)])
 def test_cached_teacher_logits_of_the_wrong_shape_are_recomputed(tokenizer, tmp_path, shape):
     from safetensors.torch import save_file
