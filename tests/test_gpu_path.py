@@ -264,19 +264,6 @@ def test_each_notebook_fits_twenty_t4_minutes(notebook):
     assert "estimated" in gpu_plan.t4_estimate_line(notebook)
 
 
-def test_hosted_runtimes_are_detected(monkeypatch):
-    import sys
-    import types
-
-    monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
-    monkeypatch.delenv("KAGGLE_KERNEL_RUN_TYPE", raising=False)
-    assert config.hosted_runtime() is None
-    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
-    assert config.hosted_runtime() == "kaggle"
-    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
-    assert config.hosted_runtime() == "colab"
-
-
 def test_train_student_trains_in_the_mixed_precision_of_the_loop(tiny_bert, tokenizer, monkeypatch):
     from datasets import Dataset
 
