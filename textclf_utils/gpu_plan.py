@@ -25,13 +25,26 @@ SETUP_MINUTES = 1.5  # installing the package, downloading bert-base (440 MB) an
 # Parameters of the models the gpu profile uses (bert-base-uncased and the students of notebook 06).
 BERT_BASE = 110e6
 BERT_BASE_2_LAYERS = 38e6  # notebook 06's student: the embeddings (24 M) and 2 of the 12 layers
-# Notebook 06's transfer set in the gpu profile: the unused sentence-like SST-2 training rows and one augmented copy
-# of the labelled sentences (identical copies dropped); tests/test_gpu_plan.py recomputes both from the data.
-GPU_UNUSED_SENTENCES, GPU_AUGMENTED_COPIES = 10_558, 9_349
-GPU_TRANSFER_TEXTS = GPU_UNUSED_SENTENCES + GPU_AUGMENTED_COPIES
+STUDENT_COMPUTING_WEIGHTS = 15e6  # of those, the weights that compute (the 2 layers; embeddings are looked up)
 HEAD_PARAMETERS = 768 * 2  # notebook 05's logistic-regression head on bert-base sentence vectors
 HEAD_STEP_S = 0.5e-3  # one Adam step of that head: about 0.4 ms measured on this course's 2-core CPU
 
+# The gpu profile's sizes. tests/test_gpu_plan.py reads each back from where it is set: the data and
+# recipes.finetune_recipe (the fine-tuning sets), notebook 05's SIZES and notebook 06's LESSON dictionaries.
+SST2 = {"train": GPU_SST2_SENTENCES, "validation": 1_000, "test": 872, "epochs": 2}
+EMOTION = {"train": 16_000, "validation": 2_000, "test": 2_000, "epochs": 2}
+SMS_SPAM = {"train": 4_128, "validation": 516, "test": 516}
+LESSON_05 = {"sst2_train": 3_000, "sst2_validation": 1_500, "sst2_test": 3_000, "head_epochs": 40, "seeds": 5,
+             "finetune_seeds": 3, "finetune_epochs": 3}
+HEAD_REMEDIES, HEAD_CHOICES, HEAD_BATCH = 6, 3 + 3 + 2, 64  # notebook 05: remedies; L2, beta and gamma tried
+FINETUNED_REMEDIES, TRAINER_APPENDIX_STEPS = 2, 4  # notebook 05: cross-entropy and inverse weights; the appendix
+LESSON_06 = {"seeds": 3, "temperatures": 3, "hard_epochs": (2, 4), "transfer_epochs": 1, "speed_examples": 128,
+             "repeats": 2, "emotion_examples": 2_000}
+LATENCY_EXAMPLES = 32  # compression.measure_speed: texts timed one at a time
+# Notebook 06's transfer set: the unused sentence-like SST-2 training rows and one augmented copy of the labelled
+# sentences (identical copies dropped); tests/test_gpu_plan.py recomputes both from the data.
+GPU_UNUSED_SENTENCES, GPU_AUGMENTED_COPIES = 10_558, 9_349
+GPU_TRANSFER_TEXTS = GPU_UNUSED_SENTENCES + GPU_AUGMENTED_COPIES
 
 @dataclass(frozen=True)
 class Work:
@@ -57,51 +70,84 @@ class Work:
 
 
 def _teacher_if_not_cached(notebook: str) -> list[Work]:
-    """Notebooks 04-06 load notebook 03's model from the artifact cache, or train it (2 x 12,000 sentences)."""
-    return [Work(f"{notebook}: the sst2 model, unless notebook 03 cached it", BERT_BASE, 2 * GPU_SST2_SENTENCES)]
+    """Notebooks 04-06 load notebook 03's SST-2 model from the artifact cache, or train it."""
+    return [Work(f"{notebook}: the sst2 model, unless notebook 03 cached it", BERT_BASE, SST2["epochs"] * SST2["train"])]
 
 
-# The gpu profile's work per notebook (the sizes the notebooks and recipes.RECIPE_OVERRIDES set).
+def _notebook_05() -> list[Work]:
+    sizes = LESSON_05
+    sst2_steps = sizes["head_epochs"] * -(-sizes["sst2_train"] // HEAD_BATCH)
+    sms_steps = sizes["head_epochs"] * -(-SMS_SPAM["train"] // HEAD_BATCH)
+    head_runs = HEAD_REMEDIES * sizes["seeds"] + HEAD_CHOICES
+    scored = sizes["sst2_validation"] + sizes["sst2_test"] + SST2["test"]  # and the balanced test: all of SST-2's
+    finetuned = FINETUNED_REMEDIES * sizes["finetune_seeds"]
+    return [
+        Work(f"sentence vectors: {sizes['sst2_train'] + scored:,} SST-2 phrases and {sum(SMS_SPAM.values()):,} SMS "
+             "messages (about 1.3 x as long)", BERT_BASE, sizes["sst2_train"] + scored + 1.3 * sum(SMS_SPAM.values()),
+             train=False),
+        Work(f"logistic-regression heads: 2 datasets x ({HEAD_REMEDIES} remedies x {sizes['seeds']} seeds + "
+             f"{HEAD_CHOICES} choices) + {HEAD_REMEDIES} at double length, of {sst2_steps:,} (SST-2) and {sms_steps:,} "
+             f"(SMS) steps of {HEAD_BATCH} x 768", HEAD_PARAMETERS,
+             HEAD_BATCH * (head_runs * (sst2_steps + sms_steps) + HEAD_REMEDIES * 2 * sst2_steps), tokens=1,
+             batch_size=HEAD_BATCH, on_cpu=True, cpu_step_s=HEAD_STEP_S),
+        Work(f"fine-tuning: {finetuned} runs x {sizes['sst2_train']:,} phrases x {sizes['finetune_epochs']} epochs",
+             BERT_BASE, finetuned * sizes["sst2_train"] * sizes["finetune_epochs"]),
+        Work(f"scoring the fine-tuned models: {finetuned} x {scored:,} phrases", BERT_BASE, finetuned * scored,
+             train=False),
+        Work(f"the Trainer appendix: {TRAINER_APPENDIX_STEPS} steps", BERT_BASE, TRAINER_APPENDIX_STEPS * 32),
+    ]
+
+
+def _notebook_06() -> list[Work]:
+    lesson, labelled, everything = LESSON_06, SST2["train"], SST2["train"] + GPU_TRANSFER_TEXTS
+    seeds, hard = lesson["seeds"], lesson["hard_epochs"]
+    # Seed 0 tries every number of passes; the other seeds train the one chosen (counted at the longest).
+    hard_passes = sum(hard) + (seeds - 1) * max(hard)
+    # Seed 0 tries every temperature; then the other seeds of the soft student and every seed of the teacher's argmax.
+    transfer_runs = lesson["temperatures"] + (seeds - 1) + seeds
+    validated = len(hard) + lesson["temperatures"] + 3 * seeds  # the choices, then every student
+    benchmark = SST2["validation"] + (lesson["repeats"] + 1) * (lesson["speed_examples"] + LATENCY_EXAMPLES)
+    return [
+        *_teacher_if_not_cached("06"),
+        Work(f"teacher logits: labelled + transfer set ({GPU_UNUSED_SENTENCES:,} unused sentences and "
+             f"{GPU_AUGMENTED_COPIES:,} augmented copies)", BERT_BASE, everything, train=False),
+        Work(f"students, hard labels: {hard_passes} passes over {labelled:,} sentences", BERT_BASE_2_LAYERS,
+             hard_passes * labelled, batch_size=64),
+        Work(f"students on the transfer set: {transfer_runs} runs x {lesson['transfer_epochs']} pass",
+             BERT_BASE_2_LAYERS, transfer_runs * lesson["transfer_epochs"] * everything, batch_size=64),
+        Work(f"scoring: 2 untrained copies and {validated} students on validation, {3 * seeds} students on test",
+             BERT_BASE_2_LAYERS, (2 + validated) * SST2["validation"] + 3 * seeds * SST2["test"], train=False),
+        Work("scoring the teacher on validation and test", BERT_BASE, SST2["validation"] + SST2["test"], train=False),
+        Work(f"CPU benchmark, the teacher: accuracy on {SST2['validation']:,} validation sentences, speed over "
+             f"{lesson['repeats']} repeats + a warm-up (its int8 copies are left out on the gpu profile)", BERT_BASE,
+             benchmark, train=False, on_cpu=True),
+        Work("CPU benchmark, 6 students: the same, and the final student on test", STUDENT_COMPUTING_WEIGHTS,
+             6 * benchmark + SST2["test"], train=False, on_cpu=True),
+        Work(f"emotion teacher on {lesson['emotion_examples']:,} validation tweets", BERT_BASE,
+             min(lesson["emotion_examples"], EMOTION["validation"]), tokens=28, train=False),
+    ]
+
+
+# The gpu profile's work per notebook, from the sizes above.
 NOTEBOOK_WORK: dict[str, list[Work]] = {
     "03_finetune_bert": [
-        Work(f"plain loop, sst2: {GPU_SST2_SENTENCES:,} sentences x 2 epochs", BERT_BASE, 2 * GPU_SST2_SENTENCES),
-        Work("Trainer, sst2: the same recipe", BERT_BASE, 2 * GPU_SST2_SENTENCES),
-        Work("emotion: 16,000 tweets x 2 epochs", BERT_BASE, 2 * 16_000, tokens=28),
-        Work("evaluations (validation each epoch, test)", BERT_BASE, 6 * 2_000 + 4_000, train=False),
+        Work(f"plain loop, sst2: {SST2['train']:,} sentences x {SST2['epochs']} epochs", BERT_BASE,
+             SST2["epochs"] * SST2["train"]),
+        Work("Trainer, sst2: the same recipe", BERT_BASE, SST2["epochs"] * SST2["train"]),
+        Work(f"emotion: {EMOTION['train']:,} tweets x {EMOTION['epochs']} epochs", BERT_BASE,
+             EMOTION["epochs"] * EMOTION["train"], tokens=28),
+        Work("validation each epoch (sst2 twice, emotion), test sets", BERT_BASE,
+             SST2["epochs"] * (2 * SST2["validation"] + EMOTION["validation"]) + 2 * SST2["test"] + EMOTION["test"],
+             train=False),
     ],
     "04_evaluation_metrics": [
         *_teacher_if_not_cached("04"),
-        Work("emotion model, unless notebook 03 cached it", BERT_BASE, 2 * 16_000, tokens=28),
-        Work("scoring validation and test sets", BERT_BASE, 10_000, train=False),
+        Work("emotion model, unless notebook 03 cached it", BERT_BASE, EMOTION["epochs"] * EMOTION["train"], tokens=28),
+        Work("scoring validation and test sets", BERT_BASE,
+             SST2["validation"] + SST2["test"] + EMOTION["validation"] + EMOTION["test"], train=False),
     ],
-    "05_imbalanced_data": [
-        Work("sentence vectors: 8,372 SST-2 phrases and 5,160 SMS messages", BERT_BASE, 8_372 + 5_160 * 1.3,
-             train=False),
-        Work("logistic-regression heads: 2 datasets x (6 remedies x 5 seeds + 8 choices) + 6 at double length, "
-             "1,880-2,600 steps of 64 x 768 each", HEAD_PARAMETERS, 2 * 38 * 2_300 * 64 + 6 * 3_760 * 64, tokens=1,
-             batch_size=64, on_cpu=True, cpu_step_s=HEAD_STEP_S),
-        Work("fine-tuning: 2 remedies x 3 seeds x 3,000 phrases x 3 epochs", BERT_BASE, 2 * 3 * 3 * 3_000),
-        Work("scoring the fine-tuned models: 6 x 5,372 phrases", BERT_BASE, 6 * 5_372, train=False),
-        Work("the Trainer appendix: 4 steps", BERT_BASE, 4 * 32),
-    ],
-    "06_knowledge_distillation": [
-        *_teacher_if_not_cached("06"),
-        Work(f"teacher logits: labelled + transfer set ({GPU_UNUSED_SENTENCES:,} unused sentences and "
-             f"{GPU_AUGMENTED_COPIES:,} augmented copies)",
-             BERT_BASE, GPU_SST2_SENTENCES + GPU_TRANSFER_TEXTS, train=False),
-        Work(f"students, hard labels: 3 seeds x {GPU_SST2_SENTENCES:,} sentences x 3 epochs", BERT_BASE_2_LAYERS,
-             3 * 3 * GPU_SST2_SENTENCES, batch_size=64),
-        Work("students on the transfer set: (3 temperatures + 2 seeds) soft + 3 argmax, one pass each",
-             BERT_BASE_2_LAYERS, 8 * (GPU_SST2_SENTENCES + GPU_TRANSFER_TEXTS), batch_size=64),
-        Work("scoring: untrained copies, 11 students on validation and test", BERT_BASE_2_LAYERS, 13 * 2_000,
-             train=False),
-        Work("CPU benchmark, the teacher: accuracy on 1,000 validation sentences, speed over 2 repeats + warm-up "
-             "of 128 + 32 sentences (its int8 copies are left out on the gpu profile)", BERT_BASE, 1_000 + 3 * 160,
-             train=False, on_cpu=True),
-        Work("CPU benchmark, 6 students: the same (their 2 layers: 15 M weights that compute)", 15e6,
-             6 * (1_000 + 3 * 160), train=False, on_cpu=True),
-        Work("emotion teacher on 2,000 validation tweets", BERT_BASE, 2_000, tokens=28, train=False),
-    ],
+    "05_imbalanced_data": _notebook_05(),
+    "06_knowledge_distillation": _notebook_06(),
 }
 
 
