@@ -57,8 +57,8 @@ from torch import nn  # noqa: E402
 torch.set_num_threads(1)
 
 PACKAGE_DIRS = (str(ROOT / "textclf_utils") + os.sep, str(ROOT / "scripts") + os.sep)
-CLEAR_TYPES = (ValueError, TypeError, FileNotFoundError, FileExistsError, PermissionError, RuntimeError,
-               FloatingPointError, TimeoutError, AssertionError)
+CLEAR_TYPES = (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError, NotADirectoryError,
+               PermissionError, RuntimeError, FloatingPointError, TimeoutError, AssertionError)
 PROBE_LIMIT_S = 60
 
 

@@ -14,8 +14,10 @@ from textclf_utils.attention import (
     copy_from_bert_attention,
     copy_from_torch_multihead,
     masked_softmax,
+    merge_heads,
     padding_mask,
     scaled_dot_product_attention,
+    split_heads,
 )
 
 
@@ -94,6 +96,18 @@ def test_split_and_merge_heads_are_inverse():
     assert split.shape == (2, 3, 5, 4)
     assert torch.equal(split[:, 1], x[..., 4:8])  # head 1 holds features 4..7
     assert torch.equal(attention.merge_heads(split), x)
+    with pytest.raises(ValueError, match=r"hidden divisible by num_heads=3, got \(1, 2, 10\)"):
+        split_heads(torch.zeros(1, 2, 10), 3)
+    with pytest.raises(ValueError, match=r"\(batch, length, hidden\).*got \(2, 12\)"):
+        split_heads(torch.zeros(2, 12), 3)
+    with pytest.raises(ValueError, match=r"\(batch, heads, length, head_dim\), got \(2, 5, 12\)"):
+        merge_heads(x)
+
+
+@pytest.mark.parametrize("length", [0, 2.5, True, "3"])
+def test_causal_mask_needs_a_positive_integer_length(length):
+    with pytest.raises(ValueError, match=rf"positive integer.*got {length!r}"):
+        causal_mask(length)
 
 
 @pytest.mark.parametrize("bias", [True, False])

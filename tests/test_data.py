@@ -673,3 +673,29 @@ def test_a_csv_with_a_nul_byte_is_refused_with_its_line(tmp_path):
     path.write_bytes(b"text,label\nfine,pos\nfi\x00ne,neg\n")
     with pytest.raises(ValueError, match="line 3: a NUL byte"):
         data.load_csv_dataset(path, "text", "label")
+
+
+def test_user_csv_settings_and_files_that_cannot_be_read_are_named(tmp_path):
+    path = tmp_path / "mine.csv"
+    path.write_text("text,label\nfine,pos\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"sep must be one character.*got ''"):
+        data.load_csv_dataset(path, "text", "label", sep="")
+    with pytest.raises(ValueError, match=r"Unknown encoding 'no-such-codec'.*latin-1"):
+        data.load_csv_dataset(path, "text", "label", encoding="no-such-codec")
+    with pytest.raises(TypeError, match=r"mapping of split names to paths.*got a list"):
+        data.load_csv_dataset([path, path], "text", "label")
+    blank = tmp_path / "blank.csv"
+    for content in ("\n\n\n", "\n\n  \n"):  # blank lines; a line of spaces (one empty field to csv)
+        blank.write_text(content, encoding="utf-8")
+        with pytest.raises(ValueError, match=r"blank.csv holds no rows: it is empty or blank"):
+            data.load_csv_dataset(blank, "text", "label")
+
+
+def test_sampling_and_splitting_refuse_impossible_sizes():
+    with pytest.raises(ValueError, match=r"Cannot draw n=9 rows from 8.*at most 8"):
+        data.stratified_rows([0, 1] * 4, 9)
+    assert len(data.stratified_rows([0, 1] * 4, 8)) == 8  # all of them is possible
+    with pytest.raises(ValueError, match=r"3 texts but 2 labels"):
+        data.leak_free_sst2_split(["a b", "c d", "e f"], [0, 1], validation_size=1)
+    with pytest.raises(TypeError, match=r"dataset name must be a string, one of sst2.*got None"):
+        data.load_course_dataset(None)

@@ -373,6 +373,8 @@ def test_augmented_texts_mask_words_and_sample_runs_without_copying_their_source
     assert distill.augment_texts(texts, mask_probability=0.0, ngram_probability=0.0) == []
     with pytest.raises(ValueError, match="mask_probability is a probability"):
         distill.augment_texts(texts, mask_probability=1.5)
+    with pytest.raises(ValueError, match=r"ngram_probability is a probability in \[0, 1\], got '0.1'"):
+        distill.augment_texts(texts, ngram_probability="0.1")
 
 
 def test_trainer_wraps_only_a_student_with_a_frozen_config(tmp_path):
@@ -459,3 +461,10 @@ def test_non_finite_teacher_logits_are_refused_by_the_loss(bad):
         distill.distillation_loss(student, teacher, labels)
     with pytest.raises(ValueError, match="teacher_logits must be finite"):
         distill.distillation_kl(student, teacher, 2.0)
+
+
+def test_accuracy_of_needs_one_label_per_row_of_logits():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0]])
+    assert distill.accuracy_of(logits, [0, 1, 1]) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match=r"3 rows of logits but 2 labels"):
+        distill.accuracy_of(logits, [0, 1])

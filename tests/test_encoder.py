@@ -250,6 +250,24 @@ def test_load_names_a_damaged_weights_file(tmp_path):
         EncoderForSequenceClassification.load(folder)
 
 
+def test_a_config_that_is_not_json_is_named_in_both_loaders(tmp_path):
+    folder = EncoderForSequenceClassification(TINY, num_labels=2).save(tmp_path / "saved")
+    (folder / "config.json").write_text("{hidden_size: 8", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"config\.json is not valid JSON .*save or copy the model again"):
+        EncoderForSequenceClassification.load(folder)
+    with pytest.raises(ValueError, match=r"config\.json is not valid JSON"):
+        Encoder.from_pretrained_bert(folder)
+
+
+def test_token_ids_beyond_the_vocabulary_are_refused():
+    encoder = Encoder(TINY).eval()
+    with pytest.raises(ValueError, match=rf"ids from 1 to {TINY.vocab_size}, but this encoder has {TINY.vocab_size} tokens"):
+        encoder(torch.tensor([[1, TINY.vocab_size]]))
+    with pytest.raises(ValueError, match=r"ids from -1 to 2"):
+        encoder(torch.tensor([[-1, 2]]))
+    assert encoder(torch.tensor([[0, TINY.vocab_size - 1]])).last_hidden_state.shape == (1, 2, TINY.hidden_size)
+
+
 def test_the_embeddings_alone_refuse_a_flat_batch():
     with pytest.raises(ValueError, match=r"input_ids must have shape \(batch, length\), got \(5,\)"):
         Encoder(TINY).embeddings(torch.ones(5, dtype=torch.long))

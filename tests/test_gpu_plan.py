@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from textclf_utils import compression, gpu_plan, imbalance, recipes
 from textclf_utils.gpu_plan import Work
@@ -37,6 +38,10 @@ def test_notebook_minutes_add_the_set_up_to_the_work(monkeypatch):
     assert gpu_plan.t4_minutes("99_example") == gpu_plan.SETUP_MINUTES + 3.0
     assert gpu_plan.t4_minutes("99_example", with_cached_teacher=True) == gpu_plan.SETUP_MINUTES + 1.0
     assert gpu_plan.t4_estimate_line("99_example").startswith("about 4 min (2 min with notebook 03's models cached)")
+    monkeypatch.setattr(Work, "seconds", lambda self: 60.0 if self.what.startswith("a") else 61.0)
+    assert "(2 min with notebook 03's models cached)" in gpu_plan.t4_estimate_line("99_example")  # 1 min less: said
+    monkeypatch.setattr(Work, "seconds", lambda self: 60.0 if self.what.startswith("a") else 20.0)
+    assert gpu_plan.t4_estimate_line("99_example").startswith("about 3 min, estimated")  # 20 s less: not worth it
     assert gpu_plan.t4_minutes("01_attention_math") == 0.0
     assert gpu_plan.t4_estimate_line("01_attention_math").startswith("no fine-tuning here")
 
@@ -91,6 +96,7 @@ def test_the_plan_uses_the_fine_tuning_sets_of_the_gpu_recipes(mirror, monkeypat
         recipe = recipes.finetune_recipe(name, "gpu")
         splits = {split: len(ds) for split, ds in recipes.finetuning_data(recipe).items()}
         assert planned == {**splits, "epochs": recipe.epochs}, name
+        assert recipe.batch_size == Work.batch_size, name  # the table's default batch
     assert gpu_plan.SMS_SPAM == {split: len(ds) for split, ds in load_course_dataset("sms_spam").items()}
 
 
@@ -118,7 +124,28 @@ def test_the_work_table_counts_each_run_of_the_notebooks():
             2_000],  # the emotion teacher
     }
     assert {notebook: [w.examples for w in work] for notebook, work in gpu_plan.NOTEBOOK_WORK.items()} == expected
+    batches = {notebook: [w.batch_size for w in work if w.train] for notebook, work in gpu_plan.NOTEBOOK_WORK.items()}
+    assert batches == {"03_finetune_bert": [32, 32, 32], "04_evaluation_metrics": [32, 32],
+                       "05_imbalanced_data": [64, 32, 32], "06_knowledge_distillation": [32, 64, 64]}
+    on_cpu = {notebook: [w.what for w in work if w.on_cpu] for notebook, work in gpu_plan.NOTEBOOK_WORK.items()}
+    assert {notebook: len(works) for notebook, works in on_cpu.items()} == {
+        "03_finetune_bert": 0, "04_evaluation_metrics": 0, "05_imbalanced_data": 1, "06_knowledge_distillation": 2}
+    assert all("CPU benchmark" in what for what in on_cpu["06_knowledge_distillation"])
+    assert on_cpu["05_imbalanced_data"][0].startswith("logistic-regression heads")
     trained = {notebook: [w.train for w in work] for notebook, work in gpu_plan.NOTEBOOK_WORK.items()}
     assert trained == {"03_finetune_bert": [True, True, True, False], "04_evaluation_metrics": [True, True, False],
                        "05_imbalanced_data": [False, True, True, False, True],
                        "06_knowledge_distillation": [True, False, True, True, False, False, False, False, False]}
+
+
+def test_the_parameter_counts_are_those_of_bert_base_and_its_two_layer_student():
+    from transformers import BertConfig, BertForSequenceClassification
+
+    for layers in (12, 2):
+        with torch.device("meta"):  # shapes only: nothing is allocated
+            model = BertForSequenceClassification(BertConfig(num_hidden_layers=layers, num_labels=2))
+        embeddings = sum(p.numel() for p in model.bert.embeddings.parameters())
+        computing = sum(p.numel() for p in model.parameters()) - embeddings
+        assert gpu_plan.bert_parameters(layers) == (embeddings, computing)
+    assert gpu_plan.BERT_BASE == 109_483_778 and gpu_plan.BERT_BASE_2_LAYERS == 38_605_058
+    assert gpu_plan.STUDENT_COMPUTING_WEIGHTS == 38_605_058 - 23_837_184

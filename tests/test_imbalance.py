@@ -392,6 +392,19 @@ def test_focal_loss_function_refuses_bad_settings(kwargs, message):
         imbalance.FocalLoss(**kwargs)(torch.zeros(2, 2), torch.tensor([0, 1]))
 
 
+@pytest.mark.parametrize("label", [2, -1])
+def test_focal_loss_refuses_a_label_that_is_not_a_class(label):
+    with pytest.raises(ValueError, match=rf"class ids from 0 to 1 .* got values from {min(label, 0)} to {max(label, 0)}"):
+        imbalance.focal_loss(torch.zeros(2, 2), torch.tensor([0, label]))
+
+
+def test_weighted_cross_entropy_refuses_logits_with_another_number_of_classes():
+    loss_fn = imbalance.weighted_cross_entropy(torch.tensor([1.0, 3.0]))
+    with pytest.raises(ValueError, match=r"2 class weights but the logits have 3 classes"):
+        loss_fn(torch.zeros(4, 3), torch.tensor([0, 1, 2, 0]))
+    assert torch.isclose(loss_fn(torch.zeros(2, 2), torch.tensor([0, 1])), torch.log(torch.tensor(2.0)))
+
+
 @pytest.mark.parametrize("scores, bad", [([0.2, 1.5], "1.5"), ([-2.0, 0.9], "-2")])
 def test_prior_correction_refuses_scores_outside_zero_one_before_clipping(scores, bad):
     with pytest.raises(ValueError, match=rf"in \[0, 1\]; position \d holds {bad}\. .*not logits"):

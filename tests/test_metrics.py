@@ -53,6 +53,12 @@ def test_ece_of_the_hand_computed_case():
     assert metrics.expected_calibration_error(y, prob, n_bins=1) == pytest.approx(0.0)
 
 
+@pytest.mark.parametrize("temperature", ["2", 0, -1.0, float("inf"), True, None])
+def test_softmax_with_temperature_needs_a_positive_finite_number(temperature):
+    with pytest.raises(ValueError, match=rf"temperature must be a positive finite number, got {temperature!r}"):
+        metrics.softmax_with_temperature(np.zeros((1, 2)), temperature)
+
+
 def test_temperature_scaling_recovers_a_known_temperature():
     rng = np.random.default_rng(0)
     z = rng.normal(size=(20_000, 3)) * 2

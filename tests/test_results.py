@@ -115,3 +115,13 @@ def test_readme_agrees_with_the_committed_results():
     readme = (root / "README.md").read_text()
     assert readme == results.readme_with_results(readme, root / "results"), (
         "README.md's results table differs from results/*.json: run python scripts/update_readme_results.py")
+
+
+def test_an_array_is_refused_with_its_key_and_nothing_is_written(tmp_path):
+    with pytest.raises(TypeError, match=r"results\['acc'\] is an array of shape \(3,\).*float\(x.mean\(\)\)"):
+        results.record_results("03_x", {"acc": np.ones(3)}, "cpu", tmp_path)
+    with pytest.raises(TypeError, match=r"results\['per_seed.b'\] is an array of shape \(2, 2\)"):
+        results.record_results("03_x", {"per_seed": {"a": 1.0, "b": np.ones((2, 2))}}, "cpu", tmp_path)
+    assert not any(tmp_path.iterdir())
+    results.record_results("03_x", {"acc": np.float32(0.5), "n": np.array(3)}, "cpu", tmp_path)
+    assert results.load_results("cpu", tmp_path) == {"03_x": {"acc": 0.5, "n": 3}}

@@ -456,6 +456,42 @@ def test_trainer_recipe_refuses_bad_input_before_training(bert, tmp_path):
                                     output_dir=str(tmp_path), epochs=1, learning_rate=1e-4, batch_size=2,
                                     max_length=600)
     assert not any(tmp_path.iterdir())
+    small = tiny_bert(tokenizer)
+    small.resize_token_embeddings(1000)  # fewer token embeddings than the tokenizer has ids
+    with pytest.raises(ValueError, match="tokenizer"):
+        trainer_recipe.train_with_trainer(small, tokenizer, _dataset(["a"], [0]), _dataset(["b"], [1]),
+                                          output_dir=str(tmp_path), epochs=1, learning_rate=1e-4, batch_size=2,
+                                          max_length=16)
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep me")
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        trainer_recipe.train_with_trainer(model, tokenizer, _dataset(["a"], [0]), _dataset(["b"], [1]),
+                                          output_dir=str(a_file), epochs=1, learning_rate=1e-4, batch_size=2,
+                                          max_length=16)
+    assert a_file.read_text() == "keep me" and [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_datasets_whose_class_names_give_ids_other_meanings_are_refused(untouched_model):
+    tokenizer, model = untouched_model
+    model.config.id2label, model.config.label2id = {0: "negative", 1: "positive"}, {"negative": 0, "positive": 1}
+    swapped = _dataset(["fine", "bad"], [0, 1], names=("positive", "negative"))  # e.g. a test file loaded alone
+    with pytest.raises(ValueError, match=r"\['positive', 'negative'\].*\['negative', 'positive'\]"):
+        training.evaluate_classifier(model, tokenizer, swapped, max_length=16)
+    with pytest.raises(ValueError, match="label_names"):
+        _train(model, tokenizer, swapped)
+    with pytest.raises(ValueError, match="evaluation dataset"):
+        training.train_classifier(model, tokenizer, _dataset(["a"], [0]), swapped, epochs=1, learning_rate=1e-4,
+                                  batch_size=2, max_length=16, device="cpu", progress=False)
+    only_negative = _dataset(["bad"], [0], names=("negative",))  # a subset of the classes, same ids: fine
+    assert training.evaluate_classifier(model, tokenizer, only_negative, max_length=16)["labels"].tolist() == [0]
+
+
+def test_a_training_step_without_labels_says_what_the_batch_has(bert):
+    tokenizer, model = bert
+    batch = dict(tokenizer(["fine"], return_tensors="pt"))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(KeyError, match=r"'labels'.*\['attention_mask', 'input_ids', 'token_type_ids'\]"):
+        training.training_step(model, batch, optimizer, None)
 
 
 

@@ -8,6 +8,7 @@ Masks are boolean and follow PyTorch's convention: ``True`` means "may attend".
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -84,20 +85,25 @@ def padding_mask(attention_mask: Tensor) -> Tensor:
 
 def split_heads(x: Tensor, num_heads: int) -> Tensor:
     """``(B, L, H)`` → ``(B, heads, L, H / heads)``: slice the features per head, then make heads a batch dim."""
+    if x.dim() != 3 or x.shape[-1] % num_heads:
+        raise ValueError(f"split_heads needs x of shape (batch, length, hidden) with hidden divisible by "
+                         f"num_heads={num_heads}, got {tuple(x.shape)}.")
     batch, length, hidden = x.shape
     return x.view(batch, length, num_heads, hidden // num_heads).transpose(1, 2)
 
 
 def merge_heads(x: Tensor) -> Tensor:
     """``(B, heads, L, d)`` → ``(B, L, heads · d)``: the inverse of ``split_heads``."""
+    if x.dim() != 4:
+        raise ValueError(f"merge_heads needs x of shape (batch, heads, length, head_dim), got {tuple(x.shape)}.")
     batch, heads, length, head_dim = x.shape
     return x.transpose(1, 2).reshape(batch, length, heads * head_dim)
 
 
 def causal_mask(length: int, device: torch.device | None = None) -> Tensor:
     """A lower-triangular ``(L, L)`` mask: position i may attend to positions ≤ i."""
-    if length <= 0:
-        raise ValueError(f"length must be positive, got {length}.")
+    if isinstance(length, bool) or not isinstance(length, numbers.Integral) or length <= 0:
+        raise ValueError(f"length must be a positive integer (the number of positions), got {length!r}.")
     return torch.ones(length, length, dtype=torch.bool, device=device).tril()
 
 

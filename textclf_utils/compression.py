@@ -121,6 +121,9 @@ class PrunedVocabularyClassifier(nn.Module):
 
     def __init__(self, model: nn.Module, keep_ids: Sequence[int], unk_token_id: int) -> None:
         super().__init__()
+        if not hasattr(model, "get_input_embeddings"):
+            raise TypeError(f"prune_vocabulary needs a Hugging Face model with get_input_embeddings() (a "
+                            f"token-embedding table), got a {type(model).__name__}.")
         embeddings = model.get_input_embeddings()
         vocabulary = embeddings.num_embeddings
         keep = torch.as_tensor(sorted(set(int(i) for i in keep_ids)), dtype=torch.long)
@@ -320,6 +323,10 @@ def benchmark_classifiers(models: Mapping[str, nn.Module], tokenizer, dataset, *
         raise ValueError(f"The reference {reference!r} is not among the models {list(models)}.")
     if num_threads is not None and (isinstance(num_threads, bool) or num_threads < 1):
         raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}.")
+    missing = [c for c in (TEXT_COLUMN, LABEL_COLUMN) if c not in getattr(dataset, "column_names", [])]
+    if missing:
+        raise ValueError(f"benchmark_classifiers scores accuracy on a dataset with {TEXT_COLUMN!r} and "
+                         f"{LABEL_COLUMN!r} columns; this one lacks {missing} (rename them with rename_column).")
     texts, labels = list(dataset[TEXT_COLUMN]), list(dataset[LABEL_COLUMN])
     threads_before = torch.get_num_threads()
     torch.set_num_threads(num_threads or threads_before)

@@ -16,6 +16,7 @@ and the original file agree whatever their formatting and order.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import hashlib
@@ -193,6 +194,8 @@ def leak_free_sst2_split(texts: Sequence[str], labels: Sequence[int], validation
         raise ValueError(f"validation_size must be positive, got {validation_size}.")
     texts = list(texts)
     labels = np.asarray(labels)
+    if len(texts) != len(labels):
+        raise ValueError(f"leak_free_sst2_split got {len(texts)} texts but {len(labels)} labels: give one label per text.")
     present = set(texts)
     inside_another = {span for text in texts for span in _word_spans(text.split()) if span in present}
     whole = np.array([i for i, text in enumerate(texts) if text not in inside_another])
@@ -527,6 +530,8 @@ def locate_files(name: str, download: bool = True) -> Path:
 
 
 def get_spec(name: str) -> DatasetSpec:
+    if not isinstance(name, str):
+        raise TypeError(f"The dataset name must be a string, one of {', '.join(DATASETS)}; got {name!r}.")
     key = name.strip().lower().replace("-", "_")
     if key not in DATASETS:
         raise ValueError(
@@ -593,6 +598,9 @@ def stratified_rows(labels: Sequence[int], n: int, seed: int = 42) -> np.ndarray
     if n <= 0:
         raise ValueError(f"The subsample size must be positive, got {n}.")
     labels = np.asarray(labels)
+    if n > len(labels):
+        raise ValueError(f"Cannot draw n={n} rows from {len(labels)} without replacement: ask for at most "
+                         f"{len(labels)}.")
     rng = np.random.default_rng(seed)
     classes, counts = np.unique(labels, return_counts=True)
     quotas = np.floor(counts / counts.sum() * n).astype(int)
@@ -661,6 +669,8 @@ def _read_table(path: Path, sep: str, header: int | None, column_names: Sequence
         _check_field_counts(path, sep, encoding, len(column_names) if column_names is not None else None)
         return pd.read_csv(path, sep=sep, header=header, names=column_names, index_col=False, dtype=str,
                            keep_default_na=False, na_values=[], encoding=encoding)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path} holds no rows: it is empty or blank. Check the path, or export the file again.") from None
     except (csv.Error, pd.errors.ParserError) as err:  # e.g. an unclosed quote or a NUL byte
         raise ValueError(f"{path} cannot be parsed as a table separated by {sep!r}: {err}") from err
     except UnicodeDecodeError as err:
@@ -725,8 +735,19 @@ def load_csv_dataset(
         raise ValueError(f"text_column and label_column must differ, both are {text_column!r}.")
     if label_names is not None and len({str(n) for n in label_names}) != len(label_names):
         raise ValueError(f"label_names must be distinct, got {list(label_names)}.")
+    if sep is not None and (not isinstance(sep, str) or len(sep) != 1):
+        raise ValueError(f"sep must be one character (e.g. ',' or '\\t'), or None to choose by the file's suffix; "
+                         f"got {sep!r}.")
+    try:
+        codecs.lookup(encoding)
+    except (LookupError, TypeError):
+        raise ValueError(f"Unknown encoding {encoding!r}: use a Python codec name such as 'utf-8', 'latin-1' or "
+                         "'cp1252'.") from None
     if encoding.lower().replace("_", "-") in {"utf-8", "utf8"}:
         encoding = "utf-8-sig"  # reads plain UTF-8 too, and drops a byte-order mark (Excel writes one)
+    if not isinstance(path, (str, Path, Mapping)):
+        raise TypeError(f"path must be a file path or a mapping of split names to paths, e.g. "
+                        f"{{'train': 'train.csv', 'test': 'test.csv'}}; got a {type(path).__name__}.")
     paths = {"train": path} if isinstance(path, (str, Path)) else dict(path)
     if not paths:
         raise ValueError("path is an empty mapping: give at least one split, e.g. {'train': 'train.csv'}.")

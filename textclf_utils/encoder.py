@@ -149,6 +149,9 @@ class Embeddings(nn.Module):
         """``input_ids`` ``(B, L)`` → ``(B, L, hidden_size)``; ``token_type_ids`` default to segment 0."""
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must have shape (batch, length), got {tuple(input_ids.shape)}.")
+        if input_ids.numel() and not 0 <= int(input_ids.min()) <= int(input_ids.max()) < self.config.vocab_size:
+            raise ValueError(f"input_ids hold ids from {int(input_ids.min())} to {int(input_ids.max())}, but this "
+                             f"encoder has {self.config.vocab_size} tokens: use the tokenizer it was built for.")
         length = input_ids.shape[1]
         if length > self.config.max_position_embeddings:
             raise ValueError(f"The sequence has {length} tokens; this encoder has position embeddings for at most "
@@ -331,8 +334,17 @@ def read_bert_checkpoint(path: str | Path | None = None) -> tuple[EncoderConfig,
         if not (folder / name).is_file():
             raise FileNotFoundError(f"{folder} holds no {name}: expected a BERT folder with {CONFIG_FILE} "
                                     f"and {WEIGHTS_FILE} (e.g. models.packaged_model_path()).")
-    config = EncoderConfig.from_bert_config(json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8")))
+    config = EncoderConfig.from_bert_config(_read_config(folder))
     return config, load_file(folder / WEIGHTS_FILE)
+
+
+def _read_config(folder: Path) -> dict:
+    """``folder``'s ``config.json`` as a dict, or an error that names the file."""
+    try:
+        return json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{folder / CONFIG_FILE} is not valid JSON ({err}): the folder is damaged; save or copy "
+                         "the model again.") from None
 
 
 class EncoderForSequenceClassification(nn.Module):
@@ -394,7 +406,7 @@ class EncoderForSequenceClassification(nn.Module):
             if not (folder / name).is_file():
                 raise FileNotFoundError(f"{folder} holds no {name}: expected a folder written by "
                                         f"EncoderForSequenceClassification.save().")
-        saved = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+        saved = _read_config(folder)
         try:
             model = cls(EncoderConfig.from_dict(saved["encoder"]), saved["num_labels"], saved["pooling"])
         except KeyError as err:

@@ -22,10 +22,20 @@ OPTIMIZER_S_PER_PARAMETER = 0.045 / 110e6  # assumed AdamW + clipping cost (memo
 COLAB_CPU_FLOPS = 50e9  # assumed fp32 rate of Colab's two CPU cores
 SETUP_MINUTES = 1.5  # installing the package, downloading bert-base (440 MB) and the data
 
-# Parameters of the models the gpu profile uses (bert-base-uncased and the students of notebook 06).
-BERT_BASE = 110e6
-BERT_BASE_2_LAYERS = 38e6  # notebook 06's student: the embeddings (24 M) and 2 of the 12 layers
-STUDENT_COMPUTING_WEIGHTS = 15e6  # of those, the weights that compute (the 2 layers; embeddings are looked up)
+
+def bert_parameters(layers: int, hidden: int = 768, intermediate: int = 3_072, vocab: int = 30_522,
+                    positions: int = 512, labels: int = 2) -> tuple[int, int]:
+    """``(embedding weights, weights that compute)`` of a BERT classifier, bert-base-uncased's shape by default."""
+    embeddings = (vocab + positions + 2) * hidden + 2 * hidden  # tokens, positions, 2 segments; LayerNorm
+    layer = 4 * (hidden + 1) * hidden + 2 * hidden * intermediate + intermediate + hidden + 2 * 2 * hidden
+    head = (hidden + 1) * hidden + (hidden + 1) * labels  # the pooler, the classifier
+    return embeddings, layers * layer + head
+
+
+# The models the gpu profile uses: bert-base-uncased, and notebook 06's student (2 of its 12 layers).
+BERT_BASE = sum(bert_parameters(12))
+BERT_BASE_2_LAYERS = sum(bert_parameters(2))
+STUDENT_COMPUTING_WEIGHTS = bert_parameters(2)[1]  # the embeddings are looked up, not multiplied
 HEAD_PARAMETERS = 768 * 2  # notebook 05's logistic-regression head on bert-base sentence vectors
 HEAD_STEP_S = 0.5e-3  # one Adam step of that head: about 0.4 ms measured on this course's 2-core CPU
 
@@ -38,8 +48,8 @@ LESSON_05 = {"sst2_train": 3_000, "sst2_validation": 1_500, "sst2_test": 3_000, 
              "finetune_seeds": 3, "finetune_epochs": 3}
 HEAD_REMEDIES, HEAD_CHOICES, HEAD_BATCH = 6, 3 + 3 + 2, 64  # notebook 05: remedies; L2, beta and gamma tried
 FINETUNED_REMEDIES, TRAINER_APPENDIX_STEPS = 2, 4  # notebook 05: cross-entropy and inverse weights; the appendix
-LESSON_06 = {"seeds": 3, "temperatures": 3, "hard_epochs": (2, 4), "transfer_epochs": 1, "speed_examples": 128,
-             "repeats": 2, "emotion_examples": 2_000}
+LESSON_06 = {"seeds": 3, "temperatures": 3, "hard_epochs": (2, 4), "transfer_epochs": 1, "batch_size": 64,
+             "speed_examples": 128, "repeats": 2, "emotion_examples": 2_000}
 LATENCY_EXAMPLES = 32  # compression.measure_speed: texts timed one at a time
 # Notebook 06's transfer set: the unused sentence-like SST-2 training rows and one augmented copy of the labelled
 # sentences (identical copies dropped); tests/test_gpu_plan.py recomputes both from the data.
@@ -55,7 +65,7 @@ class Work:
     parameters: float
     examples: float
     tokens: float = 32  # mean tokens per example after dynamic padding (SST-2 sentences: about 25-30)
-    batch_size: int = 32
+    batch_size: int = 32  # the gpu recipes' batch size
     train: bool = True
     on_cpu: bool = False
     cpu_step_s: float = 0.0  # fixed cost of one optimisation step on the CPU (Python and launch overhead)
@@ -112,9 +122,10 @@ def _notebook_06() -> list[Work]:
         Work(f"teacher logits: labelled + transfer set ({GPU_UNUSED_SENTENCES:,} unused sentences and "
              f"{GPU_AUGMENTED_COPIES:,} augmented copies)", BERT_BASE, everything, train=False),
         Work(f"students, hard labels: {hard_passes} passes over {labelled:,} sentences", BERT_BASE_2_LAYERS,
-             hard_passes * labelled, batch_size=64),
+             hard_passes * labelled, batch_size=lesson["batch_size"]),
         Work(f"students on the transfer set: {transfer_runs} runs x {lesson['transfer_epochs']} pass",
-             BERT_BASE_2_LAYERS, transfer_runs * lesson["transfer_epochs"] * everything, batch_size=64),
+             BERT_BASE_2_LAYERS, transfer_runs * lesson["transfer_epochs"] * everything,
+             batch_size=lesson["batch_size"]),
         Work(f"scoring: 2 untrained copies and {validated} students on validation, {3 * seeds} students on test",
              BERT_BASE_2_LAYERS, (2 + validated) * SST2["validation"] + 3 * seeds * SST2["test"], train=False),
         Work("scoring the teacher on validation and test", BERT_BASE, SST2["validation"] + SST2["test"], train=False),

@@ -92,6 +92,9 @@ def focal_loss(logits: Tensor, labels: Tensor, gamma: float = 2.0, weight: Tenso
     if weight is not None and tuple(weight.shape) != (logits.shape[1],):
         raise ValueError(f"weight must hold one number per class ({logits.shape[1]} for these logits), got shape "
                          f"{tuple(weight.shape)}: compute it with class_weights(labels, num_labels).")
+    if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < logits.shape[1]:
+        raise ValueError(f"labels must be class ids from 0 to {logits.shape[1] - 1} for these logits, got values "
+                         f"from {int(labels.min())} to {int(labels.max())}.")
     log_p = F.log_softmax(logits.float(), dim=-1).gather(1, labels[:, None]).squeeze(1)
     loss = -((1.0 - log_p.exp()) ** gamma) * log_p
     if weight is None:
@@ -124,6 +127,9 @@ def weighted_cross_entropy(weight: Tensor):
         raise ValueError(f"weight must be one positive finite number per class, got {weight.tolist()}.")
 
     def loss_fn(logits: Tensor, labels: Tensor) -> Tensor:
+        if logits.shape[-1] != len(weight):
+            raise ValueError(f"This loss has {len(weight)} class weights but the logits have {logits.shape[-1]} "
+                             "classes: compute the weights with class_weights(labels, num_labels).")
         return F.cross_entropy(logits.float(), labels, weight=weight.to(logits.device))
 
     return loss_fn

@@ -285,8 +285,9 @@ def check_logits(logits) -> np.ndarray:
 
 def softmax_with_temperature(logits, temperature: float = 1.0) -> np.ndarray:
     """softmax(logits / T) row by row."""
-    if not 0 < temperature < np.inf:
-        raise ValueError(f"The temperature must be a positive finite number, got {temperature}.")
+    if (isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.integer, np.floating))
+            or not 0 < temperature < np.inf):
+        raise ValueError(f"The temperature must be a positive finite number, got {temperature!r}.")
     return special.softmax(check_logits(logits) / temperature, axis=1)
 
 

@@ -50,14 +50,17 @@ def _check_value(key: str, value: Any) -> None:
                         "(e.g. float(x) for a NumPy number).")
 
 
-def _plain(value: Any) -> Any:
-    """NumPy scalars to Python numbers, tuples to lists, recursively."""
+def _plain(value: Any, key: str = "") -> Any:
+    """NumPy scalars to Python numbers, tuples to lists, recursively (``key``: where ``value`` is, for errors)."""
     if hasattr(value, "item") and not isinstance(value, (list, tuple, dict)):
+        if getattr(value, "ndim", 0):  # an array or tensor, not a scalar
+            raise TypeError(f"results[{key!r}] is an array of shape {tuple(value.shape)}; a figure is one number "
+                            "or a short string: record a summary (e.g. float(x.mean())) or x.tolist().")
         value = value.item()
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [_plain(v, key) for v in value]
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): _plain(v, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
     return value
 
 

@@ -13,8 +13,8 @@ from torch import nn
 from transformers import Trainer
 
 from .training import (TEXT_COLUMN, amp_settings, check_classification_dataset, check_finite_loss,
-                       check_max_length, check_max_length_value, _check_positive, _check_positive_int,
-                       loader_settings, model_num_labels)
+                       check_label_names, check_max_length, check_max_length_value, check_tokenizer_fits_model,
+                       _check_positive, _check_positive_int, loader_settings, model_num_labels)
 
 
 def tokenize_for_trainer(dataset, tokenizer, max_length: int):
@@ -144,7 +144,13 @@ def train_with_trainer(model: nn.Module, tokenizer, train_dataset, eval_dataset,
     num_labels = model_num_labels(model)
     check_classification_dataset(train_dataset, num_labels, "training dataset")
     check_classification_dataset(eval_dataset, num_labels, "evaluation dataset")
+    for dataset, name in ((train_dataset, "training dataset"), (eval_dataset, "evaluation dataset")):
+        check_label_names(dataset, model, name)
     check_max_length(max_length, model, tokenizer)
+    check_tokenizer_fits_model(tokenizer, model)
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise NotADirectoryError(f"output_dir={output_dir!r} is a file; the Trainer writes checkpoints into a "
+                                 "folder: give a new folder's path.")
     args = trainer_arguments(output_dir, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
                              warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
                              group_by_length=group_by_length, seed=seed, progress=progress,

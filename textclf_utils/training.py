@@ -21,6 +21,7 @@ import contextlib
 import math
 import numbers
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
@@ -96,6 +97,20 @@ def check_classification_dataset(dataset, num_labels: int | None, name: str = "d
             raise ValueError(f"The {name} has label ids {sorted(set(labels[bad].tolist()))[:10]} outside "
                              f"0..{num_labels - 1} (the model has num_labels={num_labels}); "
                              f"{int(bad.sum())} rows, the first at index {int(np.flatnonzero(bad)[0])}.")
+
+
+def check_label_names(dataset, model: nn.Module, name: str = "dataset") -> None:
+    """Raise ``ValueError`` when ``dataset``'s class names (its ``ClassLabel``) give an id another class than
+    the model's ``id2label`` does: e.g. a test file loaded on its own, whose label set sorts differently."""
+    names = getattr(getattr(dataset, "features", {}).get(LABEL_COLUMN), "names", None)
+    id2label = getattr(getattr(model, "config", None), "id2label", None) or {}
+    model_names = [str(id2label[k]) for k in sorted(id2label, key=int)]
+    if not names or all(re.fullmatch(r"LABEL_\d+", n) for n in model_names):
+        return  # plain integer labels, or a model that was given no class names
+    if list(names) != model_names[:len(names)]:
+        raise ValueError(f"The {name}'s classes are {list(names)} (id 0, 1, ...) but the model's are {model_names}: "
+                         "the same id would mean different classes. Load every file in one call "
+                         "(load_csv_dataset({'train': ..., 'test': ...})) or pass the same label_names=[...].")
 
 
 def check_max_length_value(max_length: int) -> None:
@@ -373,6 +388,7 @@ def evaluate_classifier(model: nn.Module, tokenizer, dataset, batch_size: int = 
     with an fp32 result within ``probability_tolerance(precision)``). ``model`` is moved to ``device``.
     """
     check_classification_dataset(dataset, model_num_labels(model), "evaluation dataset")
+    check_label_names(dataset, model, "evaluation dataset")
     check_max_length(max_length, model, tokenizer)
     check_tokenizer_fits_model(tokenizer, model)
     _check_positive_int(batch_size=batch_size)
@@ -447,6 +463,9 @@ def training_step(model: nn.Module, batch: dict[str, torch.Tensor], optimizer: t
                   scheduler: Any, max_grad_norm: float | None = 1.0) -> float:
     """One step of ``train_classifier``'s loop in float32: cross-entropy on ``batch["labels"]``, backward,
     clip, optimiser and scheduler step. Returns the batch's loss before the step, as a Python float."""
+    if "labels" not in batch:
+        raise KeyError(f"training_step needs the batch's 'labels' (a tensor of class ids); the batch has "
+                       f"{sorted(batch)}. Rename your label column to 'labels' (or 'label' before collating).")
     logits = _logits(model, batch)
     loss = nn.functional.cross_entropy(logits.float(), batch["labels"])
     optimizer_step(loss, model, optimizer, scheduler, max_grad_norm)
@@ -500,8 +519,10 @@ def train_classifier(
                          "or load the model with the dataset's label names.")
     num_labels = num_labels or declared
     check_classification_dataset(train_dataset, num_labels, "training dataset")
+    check_label_names(train_dataset, model, "training dataset")
     if eval_dataset is not None:
         check_classification_dataset(eval_dataset, num_labels, "evaluation dataset")
+        check_label_names(eval_dataset, model, "evaluation dataset")
     check_max_length(max_length, model, tokenizer)
     check_tokenizer_fits_model(tokenizer, model)
     _check_positive(epochs=epochs, learning_rate=learning_rate)
