@@ -28,6 +28,7 @@ from typing import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
+from .data import column_values
 from .distill import _check_positive_ints, _check_texts, _logits_of, accuracy_of, predict_logits
 from .training import LABEL_COLUMN, TEXT_COLUMN, check_max_length, check_max_length_value
 
@@ -327,7 +328,7 @@ def benchmark_classifiers(models: Mapping[str, nn.Module], tokenizer, dataset, *
     if missing:
         raise ValueError(f"benchmark_classifiers scores accuracy on a dataset with {TEXT_COLUMN!r} and "
                          f"{LABEL_COLUMN!r} columns; this one lacks {missing} (rename them with rename_column).")
-    texts, labels = list(dataset[TEXT_COLUMN]), list(dataset[LABEL_COLUMN])
+    texts, labels = column_values(dataset, TEXT_COLUMN), column_values(dataset, LABEL_COLUMN)
     threads_before = torch.get_num_threads()
     torch.set_num_threads(num_threads or threads_before)
     rows = []

@@ -32,6 +32,7 @@ from torch import nn
 from transformers import PrinterCallback, Trainer
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from .data import column_values
 from .training import (MODEL_INPUTS, TEXT_COLUMN, AmpSettings, amp_settings, autocast,
                        check_classification_dataset, check_finite_loss, check_label_names, check_max_length,
                        check_tokenizer_fits_model, loader_settings, model_num_labels, module_device)
@@ -348,7 +349,7 @@ def train_student(student: nn.Module, tokenizer, train_dataset, *, alpha: float,
     check_tokenizer_fits_model(tokenizer, student)
     _check_positive_ints(batch_size=batch_size)
     _check_positive_numbers(epochs=epochs, learning_rate=learning_rate)
-    _check_texts(train_dataset[TEXT_COLUMN])
+    _check_texts(column_values(train_dataset, TEXT_COLUMN))
     if TEACHER_LOGITS in columns:
         check_finite_logits(torch.tensor(train_dataset[TEACHER_LOGITS]))
     if teacher is None and TEACHER_LOGITS not in columns and alpha < 1.0:

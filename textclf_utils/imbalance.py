@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from torch.utils.data import WeightedRandomSampler
 from transformers import Trainer
 
+from .data import column_values
 from .training import _check_positive_int
 
 WEIGHT_SCHEMES = ("inverse", "effective")
@@ -389,7 +390,7 @@ def prior_splits(dataset, sizes: dict[str, int], minority_fraction: float, minor
         raise ValueError(f"minority_fraction must be in (0, 1), got {minority_fraction}.")
     if not sizes or any(not isinstance(n, (int, np.integer)) or n <= 0 for n in sizes.values()):
         raise ValueError(f"sizes must map split names to positive integers, got {sizes}.")
-    labels = np.asarray(dataset["label"])
+    labels = np.asarray(column_values(dataset, "label"))
     rng = np.random.default_rng(seed)
     if groups is None:
         owner = {name: np.arange(len(labels)) for name in sizes}  # every split draws from one shuffled pool

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .config import get_profile
-from .data import get_spec, load_course_dataset, stratified_subsample
+from .data import column_values, get_spec, load_course_dataset, stratified_subsample
 from .models import PACKAGED_MODEL, packaged_model_path, resolve_model
 from .training import TEXT_COLUMN
 
@@ -111,7 +111,7 @@ def finetuning_data(recipe: FinetuneRecipe):
     data = load_course_dataset(recipe.dataset, seed=recipe.seed)
     train = data["train"]
     if recipe.min_train_words:
-        words = np.array([len(text.split()) for text in train[TEXT_COLUMN]])
+        words = np.array([len(text.split()) for text in column_values(train, TEXT_COLUMN)])
         train = train.select(np.flatnonzero(words >= recipe.min_train_words))
     splits = {"train": stratified_subsample(train, recipe.train_examples, recipe.seed)}
     for split, dataset in data.items():
@@ -125,9 +125,9 @@ def unused_training_sentences(recipe: FinetuneRecipe, min_words: int = 5):
     of the recipe's splits holds: sentences for a held-out set or a transfer set that the fine-tuned
     model has never seen. Raises ``ValueError`` if there are none (a recipe that trains on every row)."""
     data = load_course_dataset(recipe.dataset, seed=recipe.seed)
-    used = {text for split in finetuning_data(recipe).values() for text in split[TEXT_COLUMN]}
+    used = {text for split in finetuning_data(recipe).values() for text in column_values(split, TEXT_COLUMN)}
     least = max(recipe.min_train_words, min_words)
-    texts = data["train"][TEXT_COLUMN]
+    texts = column_values(data["train"], TEXT_COLUMN)
     rows = [i for i, text in enumerate(texts) if len(text.split()) >= least and text not in used]
     if not rows:
         raise ValueError(f"The {recipe.profile} recipe for {recipe.dataset} uses every training row of at least "

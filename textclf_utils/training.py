@@ -32,6 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
 from .config import PROFILE_ENV, PROFILES, get_device, set_seed
+from .data import column_values
 
 TEXT_COLUMN = "text"
 LABEL_COLUMN = "label"
@@ -82,12 +83,12 @@ def check_classification_dataset(dataset, num_labels: int | None, name: str = "d
                          "(rename yours with dataset.rename_column).")
     if len(dataset) == 0:
         raise ValueError(f"The {name} is empty: there is nothing to train or evaluate on.")
-    not_text = [i for i, text in enumerate(dataset[TEXT_COLUMN]) if not isinstance(text, str)]
+    not_text = [i for i, text in enumerate(column_values(dataset, TEXT_COLUMN)) if not isinstance(text, str)]
     if not_text:
         raise ValueError(f"The {name}'s '{TEXT_COLUMN}' column must hold strings; {len(not_text)} rows do not, "
                          f"the first at index {not_text[0]} ({dataset[not_text[0]][TEXT_COLUMN]!r}). Drop or fill "
                          "them first, e.g. dataset.filter(lambda row: isinstance(row['text'], str)).")
-    labels = np.asarray(dataset[LABEL_COLUMN])
+    labels = np.asarray(column_values(dataset, LABEL_COLUMN))
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"The {name}'s '{LABEL_COLUMN}' column must hold integer class ids, got {labels.dtype} "
                          "(map label names to ids first, e.g. with a datasets.ClassLabel).")
@@ -172,8 +173,8 @@ def tokenize_dataset(dataset, tokenizer, max_length: int) -> list[dict[str, Any]
     Padding is left to the collator, batch by batch.
     """
     check_max_length_value(max_length)
-    encoded = tokenizer(list(dataset[TEXT_COLUMN]), truncation=True, max_length=max_length)
-    labels = list(dataset[LABEL_COLUMN])
+    encoded = tokenizer(column_values(dataset, TEXT_COLUMN), truncation=True, max_length=max_length)
+    labels = column_values(dataset, LABEL_COLUMN)
     keys = [k for k in MODEL_INPUTS if k in encoded]
     return [{**{k: encoded[k][i] for k in keys}, "labels": labels[i]} for i in range(len(labels))]
 
