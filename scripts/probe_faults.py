@@ -319,6 +319,20 @@ expect_good("csv_ids_separate_files", "two files loaded one by one (no label_nam
             _separately_loaded_ids)
 
 
+def _evaluate_on_a_separately_loaded_file():
+    from textclf_utils import training
+
+    train = load_csv(csv_file("text,label\na,cat\nb,dog\nc,emu\n"), "text", "label")["train"]
+    test = load_csv(csv_file("text,label\nd,dog\ne,emu\n"), "text", "label")["train"]
+    model = bert(num_labels=3)
+    model.config.id2label = dict(enumerate(train.features["label"].names))  # as load_classifier names them
+    return training.evaluate_classifier(model, tok(), test, max_length=16)
+
+
+expect_error("csv_ids_separate_files_evaluated", "a model trained on one file, evaluated on a file loaded alone",
+             _evaluate_on_a_separately_loaded_file, r"label_names")
+
+
 def _mapping_ids():
     folder = tmpdir()
     write(folder / "train.csv", "text,label\na,cat\nb,dog\nc,emu\n")
