@@ -1,14 +1,13 @@
 """The T4 estimate of the gpu profile: the formula of gpu_plan's docstring, and its inputs from the data."""
 
 import ast
-import inspect
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
-from textclf_utils import compression, gpu_plan, imbalance, recipes
+from textclf_utils import gpu_plan, imbalance, recipes
 from textclf_utils.gpu_plan import Work
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
@@ -84,8 +83,6 @@ def test_the_plan_uses_the_sizes_notebooks_05_and_06_set_for_the_gpu_profile():
         value = lesson[key]
         assert planned == (tuple(value) if key == "hard_epochs" else len(value) if isinstance(value, list) else value), key
     assert gpu_plan.HEAD_REMEDIES == len(imbalance.REMEDIES)
-    latency = inspect.signature(compression.benchmark_classifiers).parameters["latency_examples"].default
-    assert gpu_plan.LATENCY_EXAMPLES == latency
 
 
 def test_the_plan_uses_the_fine_tuning_sets_of_the_gpu_recipes(mirror, monkeypatch):

@@ -34,6 +34,7 @@ from .training import LABEL_COLUMN, TEXT_COLUMN, check_max_length, check_max_len
 
 # Layers left in float32 by default: the classifier head is tiny, and it sets the decision directly.
 KEEP_FLOAT = ("classifier",)
+LATENCY_EXAMPLES = 32  # texts timed one at a time, for the latency
 
 
 def _kept_float(name: str, keep_float: Sequence[str]) -> bool:
@@ -282,7 +283,7 @@ def texts_per_second(classify: Callable[[list[str]], object], texts: Sequence[st
 
 
 def measure_speed(model: nn.Module, tokenizer, texts: Sequence[str], max_length: int, *, batch_size: int = 64,
-                  latency_examples: int = 32, repeats: int = 3, warmup: int = 1) -> dict[str, float]:
+                  latency_examples: int = LATENCY_EXAMPLES, repeats: int = 3, warmup: int = 1) -> dict[str, float]:
     """End-to-end CPU speed of classifying ``texts``: tokenisation, the model and the argmax are all timed.
 
     ``throughput``: texts per second in batches of ``batch_size`` in the order given (no sorting by length);
@@ -307,7 +308,7 @@ def measure_speed(model: nn.Module, tokenizer, texts: Sequence[str], max_length:
 
 
 def benchmark_classifiers(models: Mapping[str, nn.Module], tokenizer, dataset, *, reference: str, max_length: int,
-                          batch_size: int = 64, repeats: int = 3, latency_examples: int = 32,
+                          batch_size: int = 64, repeats: int = 3, latency_examples: int = LATENCY_EXAMPLES,
                           speed_examples: int | None = 256, num_threads: int | None = None, progress: bool = True):
     """One row per model: accuracy on ``dataset`` (``text``/``label``), parameters, size on disk (MB), end-to-end
     throughput (texts/s at ``batch_size``) and latency (ms per text at batch 1), and the ratios to the

@@ -34,8 +34,8 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from .data import column_values
 from .training import (MODEL_INPUTS, TEXT_COLUMN, AmpSettings, amp_settings, autocast,
-                       check_classification_dataset, check_finite_loss, check_label_names, check_max_length,
-                       check_tokenizer_fits_model, loader_settings, model_num_labels, module_device)
+                       check_classification_dataset, check_finite_loss, check_max_length, check_tokenizer_fits_model,
+                       loader_settings, model_num_labels, module_device)
 
 TEACHER_LOGITS = "teacher_logits"
 
@@ -342,8 +342,7 @@ def train_student(student: nn.Module, tokenizer, train_dataset, *, alpha: float,
     from transformers import DataCollatorWithPadding, TrainingArguments
 
     alpha, temperature = check_distillation_settings(alpha, temperature)
-    check_classification_dataset(train_dataset, model_num_labels(student), "training dataset")
-    check_label_names(train_dataset, student, "training dataset")
+    check_classification_dataset(train_dataset, model_num_labels(student), "training dataset", student)
     columns = list(train_dataset.column_names)
     check_max_length(max_length, student, tokenizer)
     check_tokenizer_fits_model(tokenizer, student)
@@ -445,7 +444,7 @@ def augment_texts(texts: Sequence[str], copies: int = 1, *, mask_probability: fl
     may be shorter."""
     texts = _check_texts(texts)
     for name, value in (("mask_probability", mask_probability), ("ngram_probability", ngram_probability)):
-        if isinstance(value, (bool, str)) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
             raise ValueError(f"{name} is a probability in [0, 1], got {value!r}.")
     _check_positive_ints(copies=copies, max_ngram=max_ngram)
     rng = random.Random(seed)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .compression import LATENCY_EXAMPLES
 from .recipes import GPU_SST2_SENTENCES
 
 T4_FP16_PEAK_FLOPS = 65e12  # NVIDIA T4 datasheet, fp16/mixed precision on tensor cores
@@ -50,11 +51,11 @@ HEAD_REMEDIES, HEAD_CHOICES, HEAD_BATCH = 6, 3 + 3 + 2, 64  # notebook 05: remed
 FINETUNED_REMEDIES, TRAINER_APPENDIX_STEPS = 2, 4  # notebook 05: cross-entropy and inverse weights; the appendix
 LESSON_06 = {"seeds": 3, "temperatures": 3, "hard_epochs": (2, 4), "transfer_epochs": 1, "batch_size": 64,
              "speed_examples": 128, "repeats": 2, "emotion_examples": 2_000}
-LATENCY_EXAMPLES = 32  # compression.measure_speed: texts timed one at a time
 # Notebook 06's transfer set: the unused sentence-like SST-2 training rows and one augmented copy of the labelled
 # sentences (identical copies dropped); tests/test_gpu_plan.py recomputes both from the data.
 GPU_UNUSED_SENTENCES, GPU_AUGMENTED_COPIES = 10_558, 9_349
 GPU_TRANSFER_TEXTS = GPU_UNUSED_SENTENCES + GPU_AUGMENTED_COPIES
+
 
 @dataclass(frozen=True)
 class Work:

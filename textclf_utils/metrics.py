@@ -6,6 +6,7 @@ its input first and says what is wrong (lengths, probability shapes, labels outs
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -285,8 +286,7 @@ def check_logits(logits) -> np.ndarray:
 
 def softmax_with_temperature(logits, temperature: float = 1.0) -> np.ndarray:
     """softmax(logits / T) row by row."""
-    if (isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.integer, np.floating))
-            or not 0 < temperature < np.inf):
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not 0 < temperature < np.inf:
         raise ValueError(f"The temperature must be a positive finite number, got {temperature!r}.")
     return special.softmax(check_logits(logits) / temperature, axis=1)
 

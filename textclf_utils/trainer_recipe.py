@@ -13,7 +13,7 @@ from torch import nn
 from transformers import Trainer
 
 from .training import (TEXT_COLUMN, amp_settings, check_classification_dataset, check_finite_loss,
-                       check_label_names, check_max_length, check_max_length_value, check_tokenizer_fits_model,
+                       check_max_length, check_max_length_value, check_tokenizer_fits_model,
                        _check_positive, _check_positive_int, loader_settings, model_num_labels)
 
 
@@ -142,10 +142,8 @@ def train_with_trainer(model: nn.Module, tokenizer, train_dataset, eval_dataset,
     from transformers import DataCollatorWithPadding
 
     num_labels = model_num_labels(model)
-    check_classification_dataset(train_dataset, num_labels, "training dataset")
-    check_classification_dataset(eval_dataset, num_labels, "evaluation dataset")
-    for dataset, name in ((train_dataset, "training dataset"), (eval_dataset, "evaluation dataset")):
-        check_label_names(dataset, model, name)
+    check_classification_dataset(train_dataset, num_labels, "training dataset", model)
+    check_classification_dataset(eval_dataset, num_labels, "evaluation dataset", model)
     check_max_length(max_length, model, tokenizer)
     check_tokenizer_fits_model(tokenizer, model)
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):

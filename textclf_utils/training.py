@@ -71,8 +71,10 @@ def model_max_length(model: nn.Module, tokenizer: Any = None) -> int | None:
     return min(limits) if limits else None
 
 
-def check_classification_dataset(dataset, num_labels: int | None, name: str = "dataset") -> None:
-    """Raise ``ValueError`` unless ``dataset`` is non-empty, has ``text``/``label`` and valid label ids."""
+def check_classification_dataset(dataset, num_labels: int | None, name: str = "dataset",
+                                 model: nn.Module | None = None) -> None:
+    """Raise ``ValueError`` unless ``dataset`` is non-empty, has ``text``/``label`` and valid label ids, and,
+    given the ``model``, its class names (a ``ClassLabel``) mean what the model's ``id2label`` says."""
     if dataset is None:
         raise ValueError(f"The {name} is None; expected a datasets.Dataset with 'text' and 'label' columns.")
     columns = list(getattr(dataset, "column_names", []) or [])
@@ -98,11 +100,13 @@ def check_classification_dataset(dataset, num_labels: int | None, name: str = "d
             raise ValueError(f"The {name} has label ids {sorted(set(labels[bad].tolist()))[:10]} outside "
                              f"0..{num_labels - 1} (the model has num_labels={num_labels}); "
                              f"{int(bad.sum())} rows, the first at index {int(np.flatnonzero(bad)[0])}.")
+    if model is not None:
+        _check_label_names(dataset, model, name)
 
 
-def check_label_names(dataset, model: nn.Module, name: str = "dataset") -> None:
-    """Raise ``ValueError`` when ``dataset``'s class names (its ``ClassLabel``) give an id another class than
-    the model's ``id2label`` does: e.g. a test file loaded on its own, whose label set sorts differently."""
+def _check_label_names(dataset, model: nn.Module, name: str) -> None:
+    """Refuse class names that give an id another class than the model's ``id2label`` does: e.g. a test file
+    loaded on its own, whose label set sorts differently. A model given no names (``LABEL_0`` ...) passes."""
     names = getattr(getattr(dataset, "features", {}).get(LABEL_COLUMN), "names", None)
     id2label = getattr(getattr(model, "config", None), "id2label", None) or {}
     model_names = [str(id2label[k]) for k in sorted(id2label, key=int)]
@@ -388,8 +392,7 @@ def evaluate_classifier(model: nn.Module, tokenizer, dataset, batch_size: int = 
     the dataset's order). Mixed precision is used on CUDA, as in training (``precision`` says which; compare
     with an fp32 result within ``probability_tolerance(precision)``). ``model`` is moved to ``device``.
     """
-    check_classification_dataset(dataset, model_num_labels(model), "evaluation dataset")
-    check_label_names(dataset, model, "evaluation dataset")
+    check_classification_dataset(dataset, model_num_labels(model), "evaluation dataset", model)
     check_max_length(max_length, model, tokenizer)
     check_tokenizer_fits_model(tokenizer, model)
     _check_positive_int(batch_size=batch_size)
@@ -519,11 +522,9 @@ def train_classifier(
         raise ValueError(f"num_labels={num_labels} but the model predicts {declared} classes; leave num_labels out "
                          "or load the model with the dataset's label names.")
     num_labels = num_labels or declared
-    check_classification_dataset(train_dataset, num_labels, "training dataset")
-    check_label_names(train_dataset, model, "training dataset")
+    check_classification_dataset(train_dataset, num_labels, "training dataset", model)
     if eval_dataset is not None:
-        check_classification_dataset(eval_dataset, num_labels, "evaluation dataset")
-        check_label_names(eval_dataset, model, "evaluation dataset")
+        check_classification_dataset(eval_dataset, num_labels, "evaluation dataset", model)
     check_max_length(max_length, model, tokenizer)
     check_tokenizer_fits_model(tokenizer, model)
     _check_positive(epochs=epochs, learning_rate=learning_rate)
