@@ -11,6 +11,7 @@ import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import datasets
 import numpy as np
 import pytest
 
@@ -699,3 +700,12 @@ def test_sampling_and_splitting_refuse_impossible_sizes():
         data.leak_free_sst2_split(["a b", "c d", "e f"], [0, 1], validation_size=1)
     with pytest.raises(TypeError, match=r"dataset name must be a string, one of sst2.*got None"):
         data.load_course_dataset(None)
+
+
+def test_sentence_like_rows_keep_the_rows_with_enough_words_in_order():
+    rows = datasets.Dataset.from_dict({"text": ["a gem", "one two three", "x", "four words in here", ""],
+                                       "label": [1, 0, 1, 0, 1]})
+    assert data.sentence_like_rows(rows, 3)["text"] == ["one two three", "four words in here"]
+    assert len(data.sentence_like_rows(rows, 0)) == 5 and len(data.sentence_like_rows(rows, 99)) == 0
+    with pytest.raises(ValueError, match="min_words must be 0 or more"):
+        data.sentence_like_rows(rows, -1)

@@ -599,6 +599,15 @@ def column_values(dataset, name: str) -> list:
     return dataset.select_columns([name])[:][name] if len(dataset) else []
 
 
+def sentence_like_rows(dataset: Dataset, min_words: int) -> Dataset:
+    """The rows of ``dataset`` whose text has at least ``min_words`` words (SST-2: its whole sentences and long
+    phrases, as opposed to the short phrases that are most of its training rows)."""
+    if min_words < 0:
+        raise ValueError(f"min_words must be 0 or more, got {min_words}.")
+    words = np.array([len(text.split()) for text in column_values(dataset, "text")])
+    return dataset.select(np.flatnonzero(words >= min_words))
+
+
 def stratified_rows(labels: Sequence[int], n: int, seed: int = 42) -> np.ndarray:
     """The sorted indices of ``n`` rows drawn without replacement, in (as nearly as possible) the
     label proportions of ``labels``."""
