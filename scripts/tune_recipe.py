@@ -46,10 +46,10 @@ BASE = {"min_train_words": 0, "learning_rate": 1e-4, "pooling": "cls", "mixed_pr
 COMPLETE_RECIPES: dict[str, dict] = {
     "sentence-like rows, 8,000 x 2 epochs, batch 32, lr 1e-4": {"min_train_words": 10, "train_examples": 8_000,
                                                                "epochs": 2, "batch_size": 32, "learning_rate": 1e-4},
-    "all rows, 40,000 x 1 epoch, batch 128, lr 2e-4": {"min_train_words": 0, "train_examples": 40_000, "epochs": 1,
-                                                     "batch_size": 128, "learning_rate": 2e-4},
-    "all rows, 20,000 x 2 epochs, batch 128, lr 2e-4": {"min_train_words": 0, "train_examples": 20_000, "epochs": 2,
-                                                      "batch_size": 128, "learning_rate": 2e-4},
+    "rows of any length, 40,000 x 1 epoch, batch 128, lr 2e-4": {"min_train_words": 0, "train_examples": 40_000,
+                                                              "epochs": 1, "batch_size": 128, "learning_rate": 2e-4},
+    "rows of any length, 20,000 x 2 epochs, batch 128, lr 2e-4": {"min_train_words": 0, "train_examples": 20_000,
+                                                               "epochs": 2, "batch_size": 128, "learning_rate": 2e-4},
 }
 
 

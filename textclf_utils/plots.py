@@ -115,7 +115,7 @@ def plot_attention_grid(
 
 def plot_training_history(histories: dict[str, Sequence[dict]] | Sequence[dict],
                           step_losses: dict[str, Sequence[float]] | None = None) -> Figure:
-    """Loss and dev accuracy per epoch, for one run (a list of per-epoch dicts with ``epoch``,
+    """Loss and validation accuracy per epoch, for one run (a list of per-epoch dicts with ``epoch``,
     ``train_loss``, ``eval_loss``, ``eval_accuracy``) or several (``{name: history}``), side by side.
     ``step_losses`` (``{name: loss per step}``) adds the raw training loss of every step, faint."""
     runs = histories if isinstance(histories, dict) else {"run": histories}
@@ -130,10 +130,10 @@ def plot_training_history(histories: dict[str, Sequence[dict]] | Sequence[dict],
             loss_ax.plot(steps, step_losses[name], color=color, alpha=0.2, linewidth=0.8)
         if all("train_loss" in record for record in history):
             loss_ax.plot(epochs, [r["train_loss"] for r in history], "o-", color=color, label=f"{name}: train")
-        loss_ax.plot(epochs, [r["eval_loss"] for r in history], "s--", color=color, label=f"{name}: dev")
+        loss_ax.plot(epochs, [r["eval_loss"] for r in history], "s--", color=color, label=f"{name}: validation")
         acc_ax.plot(epochs, [r["eval_accuracy"] for r in history], "o-", color=color, label=name)
     loss_ax.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss (train: mean over the epoch)")
-    acc_ax.set(xlabel="epoch", ylabel="accuracy", title="dev accuracy after each epoch")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy", title="validation accuracy after each epoch")
     loss_ax.legend(fontsize=8)
     acc_ax.legend(fontsize=8)
     fig.tight_layout()
