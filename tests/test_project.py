@@ -61,9 +61,6 @@ def test_every_notebook_starts_with_the_environment_report():
 
 
 COMMITTED_NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb")) + sorted((REPO / "notebooks" / "solutions").glob("*.ipynb"))
-# Committed before finished progress bars were required; their next cpu run (scripts/run_course.py --in-place)
-# clears them from this list. Every other check applies to them already.
-OUTPUTS_WITH_UNFINISHED_BARS = {"03_finetune_bert_solutions.ipynb"}
 MACHINE_PATH = re.compile(r"(?<![\w.])/(?:work|root|home|tmp|Users|content)/\S+")
 UNFINISHED_BAR = re.compile(r"(?<!\d)0%\|")
 
@@ -91,7 +88,7 @@ def test_committed_notebooks_show_a_real_run_a_learner_can_read():
                     problems.append(f"{name} cell {index}: an error output ({output.get('ename')})")
                 if MACHINE_PATH.search(text):
                     problems.append(f"{name} cell {index}: a machine path {MACHINE_PATH.search(text)[0]!r}")
-                if UNFINISHED_BAR.search(text) and path.name not in OUTPUTS_WITH_UNFINISHED_BARS:
+                if UNFINISHED_BAR.search(text):
                     problems.append(f"{name} cell {index}: a progress bar left at 0 %")
                 if re.search(r"object at 0x[0-9a-f]+>", text):
                     problems.append(f"{name} cell {index}: an object's repr instead of a readable table")
