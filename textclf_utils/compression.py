@@ -30,7 +30,8 @@ from torch import nn
 
 from .data import column_values
 from .distill import _check_positive_ints, _check_texts, _logits_of, accuracy_of, predict_logits
-from .training import LABEL_COLUMN, TEXT_COLUMN, check_max_length, check_max_length_value
+from .training import (LABEL_COLUMN, TEXT_COLUMN, check_classification_dataset, check_max_length,
+                       check_max_length_value)
 
 # Layers left in float32 by default: the classifier head is tiny, and it sets the decision directly.
 KEEP_FLOAT = ("classifier",)
@@ -325,10 +326,7 @@ def benchmark_classifiers(models: Mapping[str, nn.Module], tokenizer, dataset, *
         raise ValueError(f"The reference {reference!r} is not among the models {list(models)}.")
     if num_threads is not None and (isinstance(num_threads, bool) or num_threads < 1):
         raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}.")
-    missing = [c for c in (TEXT_COLUMN, LABEL_COLUMN) if c not in getattr(dataset, "column_names", [])]
-    if missing:
-        raise ValueError(f"benchmark_classifiers scores accuracy on a dataset with {TEXT_COLUMN!r} and "
-                         f"{LABEL_COLUMN!r} columns; this one lacks {missing} (rename them with rename_column).")
+    check_classification_dataset(dataset, None, "benchmark dataset")
     texts, labels = column_values(dataset, TEXT_COLUMN), column_values(dataset, LABEL_COLUMN)
     threads_before = torch.get_num_threads()
     torch.set_num_threads(num_threads or threads_before)

@@ -125,9 +125,9 @@ def unused_training_sentences(recipe: FinetuneRecipe, min_words: int = 5):
     data = load_course_dataset(recipe.dataset, seed=recipe.seed)
     used = {text for split in finetuning_data(recipe).values() for text in column_values(split, TEXT_COLUMN)}
     least = max(recipe.min_train_words, min_words)
-    texts = column_values(data["train"], TEXT_COLUMN)
-    rows = [i for i, text in enumerate(texts) if len(text.split()) >= least and text not in used]
+    long_rows = sentence_like_rows(data["train"], least)
+    rows = [i for i, text in enumerate(column_values(long_rows, TEXT_COLUMN)) if text not in used]
     if not rows:
         raise ValueError(f"The {recipe.profile} recipe for {recipe.dataset} uses every training row of at least "
                          f"{least} words: none is left to hold out. Give it a smaller train_examples.")
-    return data["train"].select(rows)
+    return long_rows.select(rows)
