@@ -31,8 +31,14 @@ STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
 TEST_MARKERS = re.compile(r"^# NBVAL_\w+\n?", re.MULTILINE)  # nbval's cell markers: test machinery, not lesson
 SOLUTIONS_PATH = re.compile(r"`(?:notebooks/)?solutions/[^`]+_solutions\.ipynb`")
 LESSONS = "notebooks/[0-9][0-9]_*.ipynb"
-COPIED = ["textclf_utils", "pyproject.toml", "requirements.txt", "environment.yml", "Makefile",
-          "scripts/setup_env.sh", "data/README.md", "LICENSE", "NOTICE"]
+# What the student edition ships besides its lessons: the package (with its stored runs), what installs it,
+# and the command-line scripts that the lessons point to.
+COPIED = ["textclf_utils", "pyproject.toml", "requirements.txt", "environment.yml", "scripts/setup_env.sh",
+          "scripts/finetune.py", "scripts/tune_recipe.py", "scripts/benchmark_finetuning.py", "data/README.md",
+          "LICENSE", "NOTICE"]
+# Paths of the edition that its lessons, README and Makefile may name (checked by tests/test_student_edition.py).
+RECORDED_RESULTS = re.compile(r"results/(?:cpu|gpu)\.json")
+NAMED_PATH = re.compile(r"(?<![\w/.])(?:scripts|textclf_utils|notebooks|data|results)/[A-Za-z0-9_./-]*[A-Za-z0-9_]")
 STUDENT_README = """# Transformer text classification: student edition
 
 The lessons are in `notebooks/`, in order. Some cells ask you to write a function yourself: replace the
@@ -41,13 +47,38 @@ your function is right and, if not, what is wrong. Whatever it says, the lesson 
 if it passes, otherwise with the course's version in `textclf_utils`), so you can always read on and come
 back.
 
-Set up once and open JupyterLab (Python 3.10+, no internet needed after the packages are installed):
+Set up once and open JupyterLab (Python 3.11 or newer; no internet needed after the packages are installed):
 
     make lab
 
 The datasets: ask your teacher for the course's data folder and point the course at it before `make lab`:
 
     export TEXTCLF_DATA_DIR=/path/to/data
+
+`make test` runs every lesson top to bottom in the quick `smoke` profile (tiny data, a few minutes), to check
+that your set-up works. The course's helper package is `textclf_utils/`; the command-line scripts the lessons
+mention are in `scripts/`.
+"""
+STUDENT_MAKEFILE = """# The student edition's commands (see README.md):
+#   make lab     set up (once) and open JupyterLab on notebooks/   (NO_BROWSER=1 on a headless server)
+#   make test    set up (once), then run every lesson top to bottom in the smoke profile, offline
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8888
+
+.PHONY: setup lab test
+setup: $(VENV)/.textclf-installed
+
+$(VENV)/.textclf-installed: requirements.txt pyproject.toml scripts/setup_env.sh
+\tVENV=$(VENV) bash scripts/setup_env.sh
+
+lab: setup
+\t$(PY) -m jupyterlab --notebook-dir=notebooks --port=$(PORT) $(if $(NO_BROWSER),--no-browser) \\
+\t    $(if $(filter 0,$(shell id -u)),--allow-root)
+
+test: setup
+\tHF_HUB_OFFLINE=1 TEXTCLF_PROFILE=smoke $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \\
+\t    --nbval-cell-timeout=900 notebooks
 """
 
 
@@ -139,7 +170,18 @@ def make_student_edition(out: Path, force: bool = False) -> list[Path]:
         else:
             shutil.copy2(source, target)
     (out / "README.md").write_text(STUDENT_README, encoding="utf-8")
+    (out / "Makefile").write_text(STUDENT_MAKEFILE, encoding="utf-8")
     return written
+
+
+def missing_named_paths(out: Path) -> list[str]:
+    """The paths that the edition's lessons, README or Makefile name but the edition does not hold
+    (except ``results/cpu.json`` and ``results/gpu.json``, which the lessons write themselves)."""
+    texts = [(out / name).read_text(encoding="utf-8") for name in ("README.md", "Makefile")]
+    texts += [_source(cell) for path in sorted((out / "notebooks").glob("*.ipynb"))
+              for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]]
+    named = {match.rstrip(".") for text in texts for match in NAMED_PATH.findall(text)}
+    return sorted(path for path in named if not RECORDED_RESULTS.fullmatch(path) and not (out / path).exists())
 
 
 def main(argv: list[str] | None = None) -> int:

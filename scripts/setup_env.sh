@@ -32,6 +32,6 @@ fi
 
 "${pip[@]}" -r requirements.txt
 "${pip[@]}" --no-deps -e .
-"$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (textclf course)" >/dev/null
+"$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3" >/dev/null
 touch "$VENV/.textclf-installed"
 echo "setup: done in $(( $(date +%s) - started )) s; environment size $(du -sh "$VENV" | cut -f1)"

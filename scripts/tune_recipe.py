@@ -4,13 +4,13 @@ Each variant changes one setting of a base recipe; every (variant, seed) pair fi
 pre-trained weights and is scored on SST-2's validation sentences after each epoch (never on test).
 The runs are written to a JSON file that notebook 03 reads and tables:
 
-    python scripts/tune_recipe.py --examples 3000 --epochs 1 --seeds 0 1 2 --output results/recipe_tuning_cpu.json
+    python scripts/tune_recipe.py --examples 3000 --epochs 1 --seeds 0 1 2 --output textclf_utils/stored_runs/recipe_tuning_cpu.json
 
 The base and the variants are small on purpose (a tuning run must be cheap to repeat over seeds); the
 chosen settings are then used at the profile's full size. ``--complete`` compares whole recipes at that
 full size instead (``COMPLETE_RECIPES``: what to spend the notebook's minutes on), also tabled in notebook 03:
 
-    python scripts/tune_recipe.py --complete --seeds 0 1 2 --output results/recipe_budget_cpu.json
+    python scripts/tune_recipe.py --complete --seeds 0 1 2 --output textclf_utils/stored_runs/recipe_budget_cpu.json
 """
 
 from __future__ import annotations

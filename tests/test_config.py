@@ -1,5 +1,8 @@
 import dataclasses
+import os
 import random
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -127,3 +130,25 @@ def test_setup_notebook_reports_versions_device_profile_and_hub(monkeypatch, cap
     for key in ("python", "torch", "transformers", "datasets", "device", "profile", "hugging face hub"):
         assert key in out
     assert "smoke (chosen in code)" in out and "offline" in out
+
+
+def test_the_report_says_which_precision_the_profile_uses_and_why(monkeypatch):
+    cpu, smoke = config.get_profile("cpu"), config.get_profile("smoke")
+    monkeypatch.setattr(config, "cpu_has_native_bf16", lambda: True)
+    assert config.precision_report(cpu, torch.device("cpu")).startswith("bf16 autocast: this CPU runs bf16 natively")
+    monkeypatch.setattr(config, "cpu_has_native_bf16", lambda: False)
+    assert config.precision_report(cpu, torch.device("cpu")).startswith("fp32: this CPU has no native bf16")
+    assert config.precision_report(smoke, torch.device("cpu")).startswith("fp32 (the smoke profile")
+    assert "forced on" in config.precision_report(config.get_profile("gpu-cpu"), torch.device("cpu"))
+    assert config.precision_report(cpu, torch.device("mps")).startswith("fp32")
+    monkeypatch.setattr(config, "gpu_has_native_bf16", lambda: False)
+    assert "fp16" in config.precision_report(cpu, torch.device("cuda"))
+
+
+def test_native_bf16_follows_onednn_and_the_isa_limit():
+    """oneDNN's own answer: ONEDNN_MAX_CPU_ISA=AVX2 (a laptop without AVX512-BF16 or AMX) turns it off."""
+    code = "from textclf_utils.config import cpu_has_native_bf16; print(cpu_has_native_bf16())"
+    limited = subprocess.run([sys.executable, "-c", code], env={**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"},
+                             capture_output=True, text=True, check=True)
+    assert limited.stdout.strip() == "False"
+    assert isinstance(config.cpu_has_native_bf16(), bool)

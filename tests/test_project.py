@@ -95,3 +95,13 @@ def test_committed_notebooks_show_a_real_run_a_learner_can_read():
         if None in counts or counts != sorted(counts) or len(set(counts)) != len(counts):
             problems.append(f"{name}: execution counts not one run in order ({counts})")
     assert not problems, "\n".join(problems)
+
+
+def test_notebooks_open_clean_in_the_kernel_the_setup_installs():
+    """JupyterLab rewrites (and marks modified) a notebook whose kernelspec differs from the kernel it finds."""
+    setup = (REPO / "scripts" / "setup_env.sh").read_text()
+    installed = re.search(r'ipykernel install --sys-prefix --name (\S+) --display-name "([^"]+)"', setup)
+    assert installed, "setup_env.sh installs no named kernel"
+    expected = {"name": installed.group(1), "display_name": installed.group(2), "language": "python"}
+    for path in sorted((REPO / "notebooks").rglob("*.ipynb")):
+        assert json.loads(path.read_text())["metadata"]["kernelspec"] == expected, path.name

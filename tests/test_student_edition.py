@@ -88,10 +88,47 @@ def test_the_student_notebooks_carry_no_test_markers_and_no_path_to_the_missing_
 
 def test_the_edition_can_be_installed_and_run_by_itself(edition):
     out, _ = edition
-    for name in ("textclf_utils/exercises.py", "pyproject.toml", "requirements.txt", "scripts/setup_env.sh",
-                 "LICENSE", "README.md", "Makefile"):
+    for name in ("textclf_utils/exercises.py", "textclf_utils/stored_runs/recipe_tuning_cpu.json", "pyproject.toml",
+                 "requirements.txt", "scripts/setup_env.sh", "LICENSE", "README.md", "Makefile"):
         assert (out / name).is_file(), name
     assert not (out / "tests").exists()
+    assert make_student.missing_named_paths(out) == []  # every file its lessons, README and Makefile name
+    makefile = (out / "Makefile").read_text()
+    for target in ("setup:", "lab:", "test:"):
+        assert f"\n{target}" in makefile, target
+    assert "make_student" not in makefile and "run_course" not in makefile and "tests" not in makefile.split("test:")[1]
+    assert "Python 3.11" in (out / "README.md").read_text()
+
+
+def test_a_path_the_edition_names_but_lacks_is_found(edition, tmp_path):
+    out, _ = edition
+    (tmp_path / "notebooks").mkdir()
+    for name in ("README.md", "Makefile"):
+        (tmp_path / name).write_text((out / name).read_text())
+    (tmp_path / "README.md").write_text("Run `scripts/finetune.py`; see results/cpu.json.\n")
+    assert make_student.missing_named_paths(tmp_path) == ["scripts/finetune.py", "scripts/setup_env.sh"]
+
+
+def test_the_edition_runs_on_the_package_it_ships_and_a_missing_file_stops_it(edition, tmp_path):
+    """What `make student-tests` relies on: from the edition's folder, with PYTHONPATH on it, Python imports
+    the edition's own textclf_utils (not the checkout's editable install); a file it ships and a lesson reads
+    (lesson 03's stored recipe runs), once removed, stops the lesson's cell with an error naming it."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    copy = tmp_path / "edition"
+    shutil.copytree(out := edition[0], copy)
+    code = ("import textclf_utils as t; from textclf_utils import recipes; print(t.__file__); "
+            "recipes.stored_recipe_runs('recipe_tuning_cpu')")
+    env = {**os.environ, "PYTHONPATH": str(copy)}
+    ran = subprocess.run([sys.executable, "-c", code], cwd=copy, env=env, capture_output=True, text=True)
+    assert ran.returncode == 0 and ran.stdout.startswith(str(copy)), (ran.stdout, ran.stderr[-500:])
+    (copy / "textclf_utils" / "stored_runs" / "recipe_tuning_cpu.json").unlink()
+    ran = subprocess.run([sys.executable, "-c", code], cwd=copy, env=env, capture_output=True, text=True)
+    assert ran.returncode != 0 and "recipe runs recipe_tuning_cpu.json are missing" in ran.stderr
+    assert out != copy
 
 
 def test_stubs_keep_the_indentation_and_unpaired_markers_are_refused():

@@ -197,6 +197,17 @@ def test_amp_choice():
         training.amp_settings("mps", enabled=True)  # ... and not offered where it was never tried
 
 
+def test_bf16_on_a_cpu_only_where_the_cpu_runs_it_natively(monkeypatch):
+    # emulated bf16 (a CPU without AVX512-BF16 or AMX) is about 15x slower than fp32: stay in fp32 there
+    assert training.amp_settings("cpu", True, bf16_supported=True) == training.AmpSettings(torch.bfloat16, False)
+    assert training.amp_settings("cpu", True, bf16_supported=False) == training.AmpSettings(None, False)
+    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: False)
+    assert training.amp_settings("cpu", True).dtype is None and not training.mixed_precision_pays("cpu")
+    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: True)
+    assert training.amp_settings("cpu", True).dtype == torch.bfloat16 and training.mixed_precision_pays("cpu")
+    assert training.mixed_precision_pays("cuda") and not training.mixed_precision_pays("mps")
+
+
 def test_autocast_context_follows_the_settings():
     with training.autocast(torch.device("cpu"), training.AmpSettings(None, False)):
         assert not torch.is_autocast_enabled("cpu")
@@ -589,7 +600,7 @@ def test_every_recipe_trains_with_the_epochs_and_batch_size_its_profile_prints(m
 
 def test_learning_rates_follow_the_published_fine_tuning_grid():
     # Devlin et al. (2019) fine-tune BERT-base with 2e-5, 3e-5 or 5e-5; the small packaged MiniLM takes a larger
-    # step (1e-4, chosen on validation: results/recipe_tuning_cpu.json)
+    # step (1e-4, chosen on validation: recipes.stored_recipe_runs("recipe_tuning_cpu"))
     for name in ("bert-base-uncased", "google-bert/bert-base-uncased"):
         assert recipes.LEARNING_RATES[name] in (2e-5, 3e-5, 5e-5), name
     assert recipes.LEARNING_RATES["all-MiniLM-L6-v2"] == 1e-4
@@ -601,13 +612,29 @@ def test_learning_rates_follow_the_published_fine_tuning_grid():
 
 
 @pytest.mark.parametrize("profile", ["smoke", "cpu", "gpu", "gpu-cpu"])
-def test_sst2_recipes_train_on_sentences_and_the_cpu_ones_in_bf16(monkeypatch, profile):
+def test_sst2_recipes_train_on_sentences_and_the_cpu_ones_in_bf16_where_the_cpu_runs_it(monkeypatch, profile):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     # SST-2's validation and test sets are whole sentences; its training rows are mostly phrases
     assert recipes.finetune_recipe("sst2", profile).min_train_words == 10
-    if profile == "cpu":  # bf16 autocast on the CPU (chosen on validation: results/recipe_tuning_cpu.json)
-        assert all(recipes.finetune_recipe(name, "cpu").mixed_precision is True
-                   for name in ("sst2", "emotion", "sms_spam"))
+    monkeypatch.setattr(recipes, "get_device", lambda: torch.device("cpu"))
+    for native in (True, False):  # bf16 autocast on a CPU with AVX512-BF16/AMX; fp32 on one without (15x faster)
+        monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: native)
+        expected = native if profile == "cpu" else None
+        assert all(recipes.finetune_recipe(name, profile).mixed_precision is expected
+                   for name in ("sst2", "emotion", "sms_spam")), (profile, native)
+    keys = set()
+    for native in (True, False):  # the cache keeps the two precisions apart
+        monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: native)
+        keys.add(recipes.finetune_recipe("sst2", "cpu").cache_key())
+    assert len(keys) == 2
+
+
+def test_the_stored_recipe_runs_ship_inside_the_package():
+    for name in recipes.STORED_RUNS:
+        runs = recipes.stored_recipe_runs(name)
+        assert runs["runs"] and all("validation_accuracy_by_epoch" in run for run in runs["runs"])
+    with pytest.raises(ValueError, match="No stored recipe runs called 'nope'"):
+        recipes.stored_recipe_runs("nope")
 
 
 @pytest.mark.parametrize("a, b", [([0, 1], [0, 1, 1]), ([[0, 1]], [[0, 1]]), ([], [])])

@@ -8,4 +8,8 @@ import logging
 for _noisy in ("torchao", "torch.utils._pytree"):
     logging.getLogger(_noisy).setLevel(logging.ERROR)
 
+# Registers the mean-pooling classifier's model type with transformers' Auto classes, so that a saved one
+# reloads through AutoModelForSequenceClassification and pipeline (see pooling).
+from . import pooling  # noqa: E402,F401
+
 __version__ = "0.1.0"

@@ -23,7 +23,8 @@ class Profile:
     ``name`` picks the code path (``gpu``: the full-scale branches); ``scale`` picks the sizes and the
     thresholds a notebook asserts. They differ only in the ``gpu-cpu`` rehearsal, which runs the gpu
     branches on a CPU at smoke scale, with autocast forced on (``autocast_on_cpu``) so that the
-    mixed-precision code runs too.
+    mixed-precision code runs too. ``bf16_on_cpu`` fine-tunes in bf16 autocast on a CPU, but only where
+    the CPU runs bf16 natively.
     """
 
     name: str
@@ -36,6 +37,7 @@ class Profile:
     description: str
     scale: str = ""
     autocast_on_cpu: bool = False
+    bf16_on_cpu: bool = False  # bf16 autocast on a CPU that runs it natively (else fp32; see cpu_has_native_bf16)
 
     def __post_init__(self) -> None:
         if not self.scale:
@@ -55,7 +57,7 @@ PROFILES: dict[str, Profile] = {
     ),
     "cpu": Profile(
         name="cpu", train_examples=8000, eval_examples=None, epochs=2, max_length=64, batch_size=32,
-        model="all-MiniLM-L6-v2",
+        model="all-MiniLM-L6-v2", bf16_on_cpu=True,
         description="a laptop with no GPU: real results in about 10 minutes a notebook on 2 cores",
     ),
     "gpu": Profile(
@@ -106,6 +108,44 @@ def get_device() -> torch.device:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def gpu_has_native_bf16() -> bool:
+    """Whether the CUDA GPU computes in bf16 natively (Ampere, sm_80, and later). A T4 (sm_75) only
+    emulates it, slowly: ``torch.cuda.is_bf16_supported()`` answers True there unless asked
+    ``including_emulation=False``."""
+    return torch.cuda.is_bf16_supported(including_emulation=False)
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU runs bf16 matrix products natively (AVX512-BF16 or AMX on x86, as oneDNN sees it).
+
+    Without them oneDNN emulates bf16, and bf16 autocast makes fine-tuning about 15x *slower* than fp32
+    (measured with ``ONEDNN_MAX_CPU_ISA=AVX2``, which limits oneDNN to a typical laptop's instructions:
+    see ``scripts/benchmark_finetuning.py --precision``)."""
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    try:
+        return bool(check()) if check is not None else False
+    except RuntimeError:
+        return False
+
+
+def precision_report(profile: "Profile", device: torch.device) -> str:
+    """Which precision ``profile`` computes in on ``device``, and why, in words."""
+    if device.type == "cuda":
+        return ("bf16 mixed precision (this GPU has native bf16)" if gpu_has_native_bf16()
+                else "fp16 mixed precision with a gradient scaler (this GPU has no native bf16)")
+    if device.type != "cpu":
+        return f"fp32 (mixed precision is set up for CUDA and CPUs, not {device.type})"
+    if profile.autocast_on_cpu:
+        return "bf16 autocast on the CPU, forced on to rehearse the gpu profile's mixed-precision code"
+    native = cpu_has_native_bf16()
+    if not profile.bf16_on_cpu:
+        return f"fp32 (the {profile.name} profile does not use mixed precision on a CPU)"
+    if native:
+        return "bf16 autocast: this CPU runs bf16 natively (AVX512-BF16 or AMX), about 1.4x faster than fp32"
+    return ("fp32: this CPU has no native bf16 (no AVX512-BF16 or AMX), and emulated bf16 would be about "
+            "15x slower")
 
 
 def set_seed(seed: int = 42) -> None:
@@ -167,7 +207,8 @@ def setup_notebook(profile: str | None = None, seed: int = 42, notebook: str | N
         ("device", f"{device.type}{gpu}, {torch.get_num_threads()} CPU threads"),
         ("profile", f"{chosen.name} ({profile_reason(profile)}): {chosen.description}"),
         ("sizes", ", ".join(f"{k}={v}" for k, v in asdict(chosen).items()
-                            if k not in {"name", "description", "autocast_on_cpu"})),
+                            if k not in {"name", "description", "autocast_on_cpu", "bf16_on_cpu"})),
+        ("precision", precision_report(chosen, device)),
         ("hugging face hub", hub_status()),
         ("runtime", hosted_runtime() or "local"),
         ("seed", str(seed)),

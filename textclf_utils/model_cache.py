@@ -18,7 +18,7 @@ from torch import nn
 
 from .config import set_seed
 from .distill import predict_logits
-from .models import check_tokenizer_files, load_classifier, load_saved_classifier
+from .models import check_tokenizer_files, load_classifier, load_saved_classifier, save_classifier
 from .recipes import FinetuneRecipe, finetune_recipe, finetuning_data
 from .training import (LABEL_COLUMN, TrainingResult, check_tokenizer_fits_model, model_num_labels,
                        train_classifier)
@@ -43,7 +43,9 @@ def finetuned_model_dir(recipe: FinetuneRecipe, cache_dir: Path | None = None) -
 
 def store_finetuned_classifier(recipe: FinetuneRecipe, tokenizer, model: nn.Module, result: TrainingResult,
                                metrics: dict[str, float] | None = None, cache_dir: Path | None = None) -> Path:
-    """Save a model trained on ``recipe`` into the cache (safetensors, with ``training.json``), atomically:
+    """Save a model trained on ``recipe`` into the cache (``models.save_classifier``: safetensors, tokenizer,
+    model card; with ``training.json``; ``metrics`` may hold ``test_accuracy``, ``test_accuracy_interval`` and
+    ``test_examples`` for the card), atomically:
     written to a temporary folder beside the entry, then renamed. If another run stored the same entry
     meanwhile, that one is kept."""
     target = finetuned_model_dir(recipe, cache_dir)
@@ -52,11 +54,14 @@ def store_finetuned_classifier(recipe: FinetuneRecipe, tokenizer, model: nn.Modu
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.partial-"))
     try:
         tmp.chmod(0o755)  # mkdtemp makes it private; the cache is as readable as any saved model
-        model.save_pretrained(tmp)  # safetensors by default
-        tokenizer.save_pretrained(tmp)
+        metrics = metrics or {}
+        interval = metrics.get("test_accuracy_interval")
+        save_classifier(model, tokenizer, tmp, dataset=recipe.dataset, recipe=asdict(recipe),
+                        test_accuracy=metrics.get("test_accuracy"), test_examples=metrics.get("test_examples"),
+                        test_interval=tuple(interval) if interval is not None else None)
         record = {"recipe": asdict(recipe), "history": result.history, "best_epoch": result.best_epoch,
                   "best_eval_accuracy": result.best_eval_accuracy, "train_seconds": result.train_seconds,
-                  "metrics": metrics or {}}
+                  "metrics": metrics}
         (tmp / "training.json").write_text(json.dumps(record, indent=2))
         try:
             os.replace(tmp, target)

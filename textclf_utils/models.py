@@ -180,7 +180,7 @@ def load_classifier(
     from transformers import AutoConfig, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from .pooling import classifier_class
+    from .pooling import MEAN_POOLING_MODEL_TYPE, classifier_class
 
     if isinstance(label_names, str):
         raise ValueError(f"label_names must be a list of class names, got the string {label_names!r}; "
@@ -191,7 +191,7 @@ def load_classifier(
         raise ValueError(f"Label names must be unique, got {list(label_names)}.")
     model_class = classifier_class(pooling)
     source = resolve_model(name, fallback_to_packaged)
-    if pooling == "mean" and AutoConfig.from_pretrained(source).model_type != "bert":
+    if pooling == "mean" and AutoConfig.from_pretrained(source).model_type not in ("bert", MEAN_POOLING_MODEL_TYPE):
         raise ValueError(f"pooling='mean' is written for BERT-architecture models; {name!r} is not one. "
                          "Use pooling='cls'.")
     check_tokenizer_files(source)
@@ -209,6 +209,31 @@ def load_classifier(
     finally:
         hf_logging.set_verbosity(verbosity)
     return tokenizer, model
+
+
+def save_classifier(model, tokenizer, folder: str | Path, *, dataset: str, recipe: dict | None = None,
+                    test_accuracy: float | None = None, test_interval: tuple[float, float] | None = None,
+                    test_examples: int | None = None) -> Path:
+    """Save a fine-tuned classifier the way the Hub expects: weights as safetensors, config (labels, pooling),
+    tokenizer, and a model card (``README.md``: data, recipe, test accuracy, intended use, limits).
+
+    The folder reloads with ``AutoModelForSequenceClassification.from_pretrained(folder)`` and
+    ``pipeline("text-classification", model=folder)`` (a mean-pooling head once ``textclf_utils`` is
+    imported: see ``pooling``). ``recipe``: the settings to list (e.g. ``dataclasses.asdict(recipe)``)."""
+    from .data import get_spec
+    from .model_card import write_model_card
+
+    folder = Path(folder)
+    spec = get_spec(dataset)
+    model.save_pretrained(folder)  # safetensors by default
+    tokenizer.save_pretrained(folder)
+    label_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    base_model = (recipe or {}).get("model") or getattr(model.config, "_name_or_path", "") or "a BERT model"
+    write_model_card(folder, base_model=str(base_model), dataset=spec.name, dataset_description=spec.description,
+                     label_names=label_names, pooling=getattr(model.config, "classifier_pooling", "cls"),
+                     recipe=recipe or {}, test_accuracy=test_accuracy, test_interval=test_interval,
+                     test_examples=test_examples)
+    return folder
 
 
 def load_saved_classifier(folder: str | Path):

@@ -4,16 +4,24 @@
 p = softmax(W h + b), with h either tanh(W_p h_[CLS] + b_p) (the pooler) or the masked mean of the last
 layer's token vectors. A checkpoint fine-tuned for sentence embeddings with mean pooling, such as the
 course's packaged MiniLM, was never trained to put the sentence into [CLS] or its pooler.
+
+A mean-pooling classifier saves under a model type of its own (``MEAN_POOLING_MODEL_TYPE``), registered with
+``AutoConfig`` and ``AutoModelForSequenceClassification`` when this module is imported (``import
+textclf_utils`` does it). So ``AutoModelForSequenceClassification.from_pretrained(folder)`` and
+``pipeline("text-classification", model=folder)`` rebuild it exactly; where ``textclf_utils`` is not
+installed they fail loudly ("does not recognize this architecture"), instead of building a plain BERT
+classifier with a new, random pooler.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers import BertForSequenceClassification
+from transformers import AutoConfig, AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 POOLINGS = ("cls", "mean")
+MEAN_POOLING_MODEL_TYPE = "textclf_mean_pooling_bert"
 
 
 def mean_pool(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -22,14 +30,27 @@ def mean_pool(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torc
     return (hidden_states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
 
+class MeanPoolingBertConfig(BertConfig):
+    """BERT's configuration under the model type of the mean-pooling classifier (same fields, plus
+    ``classifier_pooling="mean"``)."""
+
+    model_type = MEAN_POOLING_MODEL_TYPE
+
+
 class MeanPoolingBertForSequenceClassification(BertForSequenceClassification):
     """``BertForSequenceClassification`` with the pooler replaced by the mean over real tokens.
 
     It loads any BERT checkpoint (the pooler's weights, if present, are left out), saves with
-    ``save_pretrained`` and trains with the plain loop or ``Trainer`` like the original class.
+    ``save_pretrained`` under its own model type (see the module's docstring), and trains with the plain
+    loop or ``Trainer`` like the original class.
     """
 
+    config_class = MeanPoolingBertConfig
+
     def __init__(self, config):
+        if not isinstance(config, MeanPoolingBertConfig):  # e.g. a BertConfig: saved as "bert", it would reload wrong
+            config = MeanPoolingBertConfig.from_dict(config.to_dict())
+        vars(config).pop("model_type", None)  # from_pretrained of a BERT checkpoint copies its "bert" here
         super().__init__(config)
         self.bert.pooler = None
         self.config.classifier_pooling = "mean"
@@ -48,10 +69,13 @@ class MeanPoolingBertForSequenceClassification(BertForSequenceClassification):
                                         attentions=outputs.attentions)
 
 
+AutoConfig.register(MEAN_POOLING_MODEL_TYPE, MeanPoolingBertConfig, exist_ok=True)
+AutoModelForSequenceClassification.register(MeanPoolingBertConfig, MeanPoolingBertForSequenceClassification,
+                                            exist_ok=True)
+
+
 def classifier_class(pooling: str):
     """The model class for ``pooling`` ("cls": BERT's pooler over [CLS]; "mean": the mean over tokens)."""
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}.")
-    from transformers import AutoModelForSequenceClassification
-
     return MeanPoolingBertForSequenceClassification if pooling == "mean" else AutoModelForSequenceClassification

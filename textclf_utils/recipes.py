@@ -8,22 +8,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+from importlib import resources
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from .config import get_profile
+from .config import get_device, get_profile
 from .data import column_values, get_spec, load_course_dataset, sentence_like_rows, stratified_subsample
 from .models import PACKAGED_MODEL, packaged_model_path, resolve_model
-from .training import TEXT_COLUMN
+from .training import TEXT_COLUMN, mixed_precision_pays
 
 # Learning rates by model: the small packaged MiniLM wants a larger step than BERT-base.
 LEARNING_RATES = {PACKAGED_MODEL: 1e-4, "bert-base-uncased": 2e-5, "google-bert/bert-base-uncased": 2e-5}
 # Where the recipe departs from the profile's sizes, by (profile, dataset); None = every dataset.
-# cpu: bf16 autocast, and for sst2 mean pooling (both chosen on validation: scripts/tune_recipe.py,
-# results/recipe_tuning_cpu.json, tabled in notebook 03).
+# cpu: for sst2 mean pooling (chosen on validation: scripts/tune_recipe.py, the stored runs in
+# textclf_utils/stored_runs/, tabled in notebook 03); its bf16 autocast is the profile's bf16_on_cpu.
 # sst2: train on sentence-like rows only (>= 10 words), since validation and test are whole sentences
 # and most training rows are short phrases. (Spending the cpu budget on all rows instead, phrases included,
-# made no difference detectable on validation: results/recipe_budget_cpu.json.) smoke: a larger step, so
+# made no difference detectable on validation: stored_runs/recipe_budget_cpu.json.) smoke: a larger step, so
 # that the 32 optimisation steps of its 256 examples in batches of 8 move the model.
 # gpu: sized for about 20 minutes a notebook on a Colab T4 (see gpu_plan), leaving SST-2 training
 # sentences unused for notebook 06's held-out and transfer sets.
@@ -31,10 +32,11 @@ GPU_SST2_SENTENCES = 11_000
 RECIPE_OVERRIDES: dict[tuple[str, str | None], dict[str, Any]] = {
     ("smoke", None): {"learning_rate": 2e-4},
     ("smoke", "sst2"): {"min_train_words": 10},
-    ("cpu", None): {"mixed_precision": True},  # bf16 autocast: about 1.45x the fp32 speed on AVX512-BF16 CPUs
     ("cpu", "sst2"): {"min_train_words": 10, "pooling": "mean"},
     ("gpu", "sst2"): {"min_train_words": 10, "train_examples": GPU_SST2_SENTENCES},
 }
+# The runs of scripts/tune_recipe.py that chose the cpu recipe, shipped inside the package (stored_runs/).
+STORED_RUNS = ("recipe_tuning_cpu", "recipe_budget_cpu")
 # The gpu-cpu rehearsal runs the gpu recipe at its scale profile's sizes and step size.
 REHEARSED_FIELDS = ("train_examples", "eval_examples", "epochs", "batch_size", "learning_rate")
 
@@ -57,7 +59,8 @@ class FinetuneRecipe:
     weight_decay: float = 0.01
     seed: int = 42
     pooling: str = "cls"  # "cls": BERT's pooler over [CLS]; "mean": the mean over real tokens (see pooling)
-    mixed_precision: bool | None = None  # None: bf16/fp16 on CUDA only; True: bf16 on a CPU too
+    # None: bf16/fp16 on CUDA only; True: bf16 on a CPU too (resolved per machine: see finetune_recipe)
+    mixed_precision: bool | None = None
 
     def loop_arguments(self) -> dict[str, Any]:
         """The keyword arguments of ``train_classifier`` for this recipe."""
@@ -83,7 +86,9 @@ def finetune_recipe(dataset_name: str, profile=None) -> FinetuneRecipe:
     """The course's fine-tuning recipe for ``dataset_name`` in ``profile`` (default: the one in force).
 
     Sizes come from the profile, except where ``RECIPE_OVERRIDES`` says otherwise; the learning rate
-    comes from the model.
+    comes from the model. A profile with ``bf16_on_cpu`` trains in mixed precision only where it pays on
+    this machine's device (CUDA, or a CPU with native bf16), else in fp32, so the recipe, and with it the
+    cache key, records the precision that runs.
     """
     profile = profile if not isinstance(profile, (str, type(None))) else get_profile(profile)
     dataset = get_spec(dataset_name).name
@@ -93,6 +98,7 @@ def finetune_recipe(dataset_name: str, profile=None) -> FinetuneRecipe:
         min_train_words=0, eval_examples=profile.eval_examples, epochs=profile.epochs,
         learning_rate=LEARNING_RATES.get(model, 5e-5), batch_size=profile.batch_size,
         max_length=profile.max_length,
+        mixed_precision=mixed_precision_pays(get_device()) if profile.bf16_on_cpu else None,
     )
     overrides = {**RECIPE_OVERRIDES.get((profile.name, None), {}), **RECIPE_OVERRIDES.get((profile.name, dataset), {})}
     recipe = replace(recipe, **overrides)
@@ -131,3 +137,16 @@ def unused_training_sentences(recipe: FinetuneRecipe, min_words: int = 5):
         raise ValueError(f"The {recipe.profile} recipe for {recipe.dataset} uses every training row of at least "
                          f"{least} words: none is left to hold out. Give it a smaller train_examples.")
     return long_rows.select(rows)
+
+
+def stored_recipe_runs(name: str) -> dict[str, Any]:
+    """The stored runs of ``scripts/tune_recipe.py`` called ``name`` (one of ``STORED_RUNS``), which chose the
+    cpu recipe; shipped as package data, so they are there in an installed package too."""
+    if name not in STORED_RUNS:
+        raise ValueError(f"No stored recipe runs called {name!r}; the package has {', '.join(STORED_RUNS)}.")
+    stored = resources.files(__package__) / "stored_runs" / f"{name}.json"
+    if not stored.is_file():
+        raise FileNotFoundError(f"The package's stored recipe runs {name}.json are missing (textclf_utils/stored_runs/): "
+                                "this copy of textclf_utils is incomplete. Reinstall it (the README's set-up, or "
+                                "%pip install on Colab).")
+    return json.loads(stored.read_text(encoding="utf-8"))

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
-from .config import PROFILE_ENV, PROFILES, get_device, set_seed
+from .config import PROFILE_ENV, PROFILES, cpu_has_native_bf16, get_device, gpu_has_native_bf16, set_seed
 from .data import column_values
 
 TEXT_COLUMN = "text"
@@ -232,13 +232,6 @@ class AmpSettings:
         return "fp32" if self.dtype is None else str(self.dtype).replace("torch.", "")
 
 
-def gpu_has_native_bf16() -> bool:
-    """Whether the CUDA GPU computes in bf16 natively (Ampere, sm_80, and later). A T4 (sm_75) only
-    emulates it, slowly: ``torch.cuda.is_bf16_supported()`` answers True there unless asked
-    ``including_emulation=False``."""
-    return torch.cuda.is_bf16_supported(including_emulation=False)
-
-
 def autocast_forced_on_cpu() -> bool:
     """True in the ``gpu-cpu`` rehearsal (``TEXTCLF_PROFILE=gpu-cpu``): bf16 autocast on the CPU, so that
     the mixed-precision code of the gpu profile runs in CI."""
@@ -252,8 +245,9 @@ def amp_settings(device: torch.device | str, enabled: bool | None = None,
     """Which mixed precision to use. ``enabled=None`` means "on for CUDA, off elsewhere".
 
     CUDA: bf16 where the GPU has it natively (no scaler needed), else fp16 with a ``GradScaler`` (a T4).
-    CPU (when ``enabled=True``, or in the gpu-cpu rehearsal): bf16, which CPUs with AVX512-BF16 or AMX run
-    faster than fp32. ``bf16_supported`` overrides the GPU's own answer (for tests)."""
+    CPU (when ``enabled=True``): bf16 only where the CPU runs it natively (AVX512-BF16 or AMX: about 1.4x
+    faster than fp32), else fp32, since emulated bf16 is about 15x slower. The gpu-cpu rehearsal forces
+    bf16 on any CPU. ``bf16_supported`` overrides the device's own answer (for tests)."""
     device = torch.device(device)
     if enabled is False:
         return AmpSettings(dtype=None, use_scaler=False)
@@ -262,7 +256,8 @@ def amp_settings(device: torch.device | str, enabled: bool | None = None,
     if enabled is None and device.type != "cuda":
         return AmpSettings(dtype=None, use_scaler=False)
     if device.type == "cpu":
-        return AmpSettings(dtype=torch.bfloat16, use_scaler=False)
+        native = cpu_has_native_bf16() if bf16_supported is None else bf16_supported
+        return AmpSettings(dtype=torch.bfloat16 if native else None, use_scaler=False)
     if device.type != "cuda":
         raise ValueError(f"Mixed precision is set up for CUDA and the CPU, not {device.type!r}; "
                          "pass mixed_precision=False.")
@@ -271,6 +266,12 @@ def amp_settings(device: torch.device | str, enabled: bool | None = None,
     if bf16_supported:
         return AmpSettings(dtype=torch.bfloat16, use_scaler=False)
     return AmpSettings(dtype=torch.float16, use_scaler=True)
+
+
+def mixed_precision_pays(device: torch.device | str) -> bool:
+    """Whether mixed precision speeds training up on ``device``: on CUDA, and on a CPU with native bf16."""
+    device = torch.device(device)
+    return device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
 
 
 def probability_tolerance(precision: str | torch.dtype | None) -> float:
