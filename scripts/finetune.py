@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without `pip install -e .`
 
 from textclf_utils.config import get_profile  # noqa: E402
 from textclf_utils.data import DATASETS  # noqa: E402
-from textclf_utils.models import load_classifier  # noqa: E402
+from textclf_utils.models import load_classifier, save_classifier  # noqa: E402
 from textclf_utils.recipes import finetune_recipe, finetuning_data  # noqa: E402
 from textclf_utils.trainer_recipe import train_with_trainer  # noqa: E402
 from textclf_utils.training import check_tokenizer_fits_model  # noqa: E402
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
     recipe = build_recipe(args)
     data = finetuning_data(recipe)
     label_names = data["train"].features["label"].names
-    tokenizer, model = load_classifier(recipe.model, label_names, fallback_to_packaged=True)
+    tokenizer, model = load_classifier(recipe.model, label_names, fallback_to_packaged=True, pooling=recipe.pooling)
     check_tokenizer_fits_model(tokenizer, model)
     started = time.perf_counter()
     trainer, history = train_with_trainer(
@@ -120,8 +120,11 @@ def main(argv: list[str] | None = None) -> dict:
                 lambda b: tokenizer(b["text"], truncation=True, max_length=recipe.max_length), batched=True),
                 metric_key_prefix=split)
             metrics[split] = {k.removeprefix(f"{split}_"): v for k, v in result.items()}
-    trainer.save_model(str(args.output_dir))  # the best epoch's weights (load_best_model_at_end), safetensors
     if trainer.is_world_process_zero():
+        # the best epoch's weights (load_best_model_at_end) as safetensors, the tokenizer and a model card
+        save_classifier(trainer.model, tokenizer, args.output_dir, dataset=recipe.dataset,
+                        recipe=dataclasses.asdict(recipe), test_accuracy=metrics.get("test", {}).get("accuracy"),
+                        test_examples=len(data["test"]) if "test" in data else None)
         (args.output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
         summary = ", ".join(f"{split} accuracy {metrics[split]['accuracy']:.4f}"
                             for split in ("validation", "test") if split in metrics)

@@ -3,10 +3,12 @@ loudly: never a plain BERT classifier with a new, random pooler."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,6 +18,7 @@ from transformers import AutoModelForSequenceClassification, BertConfig, pipelin
 from textclf_utils import model_card, model_cache, models, recipes, training
 from textclf_utils.pooling import MEAN_POOLING_MODEL_TYPE, MeanPoolingBertForSequenceClassification
 
+REPO = Path(__file__).resolve().parent.parent
 TEXTS = ["a fine, moving film", "a dull and tiresome mess", "warm and funny", "flat, lifeless and long",
          "a gem", "two hours wasted", "beautifully acted", "not worth it"] * 2
 LABELS = [1, 0] * 8
@@ -141,3 +144,29 @@ def test_a_model_card_says_when_there_is_no_test_score_and_refuses_an_interval_a
     with pytest.raises(ValueError, match="not a folder: save the model there first"):
         model_card.write_model_card("/nonexistent/folder", base_model="m", dataset="d", dataset_description="d",
                                     label_names=["a", "b"], pooling="cls", recipe={})
+
+
+def test_finetune_saves_a_model_that_pipeline_reloads_with_its_card(tmp_path, monkeypatch):
+    """The script's folder: the recipe's pooling (mean for the cpu sst2 recipe), a model card, and a reload through
+    pipeline that agrees with the script's own test accuracy."""
+    from transformers import pipeline
+
+    from textclf_utils.data import load_course_dataset
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    spec = importlib.util.spec_from_file_location("finetune_script", REPO / "scripts" / "finetune.py")
+    finetune = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(finetune)
+    out = tmp_path / "run"
+    metrics = finetune.main(["--dataset", "sst2", "--profile", "cpu", "--output-dir", str(out), "--train-examples",
+                             "64", "--eval-examples", "32", "--epochs", "1", "--batch-size", "16", "--no-progress"])
+    config = json.loads((out / "config.json").read_text())
+    assert (config["model_type"], config["classifier_pooling"]) == ("textclf_mean_pooling_bert", "mean")
+    assert "Test accuracy" in (out / "README.md").read_text() and (out / "metrics.json").is_file()
+    test = finetune.finetuning_data(finetune.build_recipe(finetune.parse_args(
+        ["--dataset", "sst2", "--profile", "cpu", "--output-dir", str(tmp_path / "x"), "--eval-examples", "32"])))["test"]
+    predictions = pipeline("text-classification", model=str(out), device="cpu")(list(test["text"]), truncation=True,
+                                                                                   max_length=64)
+    labels = load_course_dataset("sst2")["test"].features["label"].names
+    accuracy = sum(labels.index(p["label"]) == y for p, y in zip(predictions, test["label"])) / len(test)
+    assert accuracy == pytest.approx(metrics["test"]["accuracy"], abs=1e-9)

@@ -120,7 +120,7 @@ def gpu_has_native_bf16() -> bool:
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU runs bf16 matrix products natively (AVX512-BF16 or AMX on x86, as oneDNN sees it).
 
-    Without them oneDNN emulates bf16, and bf16 autocast makes fine-tuning about 15x *slower* than fp32
+    Without them oneDNN emulates bf16, and bf16 autocast makes fine-tuning about 16x *slower* than fp32
     (measured with ``ONEDNN_MAX_CPU_ISA=AVX2``, which limits oneDNN to a typical laptop's instructions:
     see ``scripts/benchmark_finetuning.py --precision``)."""
     check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
@@ -143,9 +143,10 @@ def precision_report(profile: "Profile", device: torch.device) -> str:
     if not profile.bf16_on_cpu:
         return f"fp32 (the {profile.name} profile does not use mixed precision on a CPU)"
     if native:
-        return "bf16 autocast: this CPU runs bf16 natively (AVX512-BF16 or AMX), about 1.4x faster than fp32"
-    return ("fp32: this CPU has no native bf16 (no AVX512-BF16 or AMX), and emulated bf16 would be about "
-            "15x slower")
+        return ("bf16 autocast: this CPU runs bf16 natively (AVX512-BF16 or AMX); the course's fine-tuning step "
+                "ran about 2x faster than in fp32")
+    return ("fp32: this CPU has no native bf16 (no AVX512-BF16 or AMX); emulated bf16 made the course's "
+            "fine-tuning step about 16x slower")
 
 
 def set_seed(seed: int = 42) -> None:
