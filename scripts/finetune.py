@@ -33,7 +33,7 @@ from textclf_utils.data import DATASETS  # noqa: E402
 from textclf_utils.models import load_classifier, save_classifier  # noqa: E402
 from textclf_utils.recipes import finetune_recipe, finetuning_data  # noqa: E402
 from textclf_utils.trainer_recipe import train_with_trainer  # noqa: E402
-from textclf_utils.training import check_tokenizer_fits_model  # noqa: E402
+from textclf_utils.checks import check_tokenizer_fits_model  # noqa: E402
 
 
 def _number(convert: type, minimum: float, inclusive: bool = True) -> Callable[[str], float]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from textclf_utils import config
+from textclf_utils import config, notebook
 
 
 def test_unknown_profile_lists_the_known_ones(monkeypatch):
@@ -124,7 +124,7 @@ def test_the_readme_states_the_smoke_sizes():
 
 def test_setup_notebook_reports_versions_device_profile_and_hub(monkeypatch, capsys):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    profile = config.setup_notebook("smoke", seed=3)
+    profile = notebook.setup_notebook("smoke", seed=3)
     out = capsys.readouterr().out
     assert profile.name == "smoke"
     for key in ("python", "torch", "transformers", "datasets", "device", "profile", "hugging face hub"):

@@ -463,6 +463,20 @@ def test_stalled_download_stops_at_the_deadline(empty_cache, monkeypatch):
     assert time.perf_counter() - started < 1.0 and _no_partial_files(empty_cache)
 
 
+def test_a_stalled_hub_read_stops_at_the_deadline_and_the_message_names_the_mirror(empty_cache, monkeypatch):
+    monkeypatch.setattr(data, "DOWNLOAD_DEADLINE_S", 0.05)
+    monkeypatch.setattr(data, "hub_is_reachable", lambda *a, **k: True)
+    monkeypatch.setattr(data, "load_hub_rows", lambda hub, spec: time.sleep(2))
+    monkeypatch.setattr(data, "DATASETS", {"emotion": dataclasses.replace(  # the Hub as its only source
+        data.DATASETS["emotion"], files=tuple(dataclasses.replace(f, url=None) for f in data.DATASETS["emotion"].files))})
+    started = time.perf_counter()
+    with pytest.raises(data.DataUnavailableError) as caught:
+        data.locate_files("emotion")
+    assert time.perf_counter() - started < 1.5
+    assert "took more than 0.05 s" in str(caught.value) and "TEXTCLF_DATA_DIR" in str(caught.value)
+    assert _no_partial_files(empty_cache / "emotion")
+
+
 def test_stale_partial_downloads_are_cleaned_up(empty_cache, monkeypatch):
     import os
 

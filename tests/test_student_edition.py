@@ -120,13 +120,13 @@ def test_the_edition_runs_on_the_package_it_ships_and_a_missing_file_stops_it(ed
 
     copy = tmp_path / "edition"
     shutil.copytree(out := edition[0], copy)
-    code = ("import textclf_utils as t; from textclf_utils import recipes; print(t.__file__); "
+    stored = copy / "textclf_utils" / "stored_runs" / "recipe_tuning_cpu.json"
+    code = ("import sys, pathlib, textclf_utils as t; from textclf_utils import recipes; print(t.__file__); "
+            "recipes.stored_recipe_runs('recipe_tuning_cpu'); print('read'); pathlib.Path(sys.argv[1]).unlink(); "
             "recipes.stored_recipe_runs('recipe_tuning_cpu')")
     env = {**os.environ, "PYTHONPATH": str(copy)}
-    ran = subprocess.run([sys.executable, "-c", code], cwd=copy, env=env, capture_output=True, text=True)
-    assert ran.returncode == 0 and ran.stdout.startswith(str(copy)), (ran.stdout, ran.stderr[-500:])
-    (copy / "textclf_utils" / "stored_runs" / "recipe_tuning_cpu.json").unlink()
-    ran = subprocess.run([sys.executable, "-c", code], cwd=copy, env=env, capture_output=True, text=True)
+    ran = subprocess.run([sys.executable, "-c", code, str(stored)], cwd=copy, env=env, capture_output=True, text=True)
+    assert ran.stdout.startswith(str(copy)) and "read" in ran.stdout, (ran.stdout, ran.stderr[-500:])
     assert ran.returncode != 0 and "recipe runs recipe_tuning_cpu.json are missing" in ran.stderr
     assert out != copy
 

@@ -12,7 +12,7 @@ import torch
 from datasets import ClassLabel, Dataset, Features, Value
 from torch import nn
 
-from textclf_utils import model_cache, recipes, trainer_recipe, training
+from textclf_utils import checks, model_cache, recipes, trainer_recipe, training
 from textclf_utils import models as models_module
 from textclf_utils.data import load_course_dataset, stratified_subsample
 
@@ -257,7 +257,7 @@ def test_missing_text_column_is_refused(untouched_model):
 
 def test_max_length_above_the_model_limit_is_refused(untouched_model):
     tokenizer, model = untouched_model
-    limit = training.model_max_length(model, tokenizer)
+    limit = checks.model_max_length(model, tokenizer)
     assert limit == 512
     with pytest.raises(ValueError, match="above the model's limit of 512"):
         _train(model, tokenizer, _dataset(["fine", "bad"], [1, 0]), max_length=1024)
@@ -354,10 +354,10 @@ class _Embedded(nn.Module):
 @pytest.mark.parametrize("size, fits", [(100, True), (101, False), (50, True), (49, False), (5, False)])
 def test_tokenizer_must_fit_the_embedding_table(size, fits):
     if fits:
-        training.check_tokenizer_fits_model(_Vocab(size), _Embedded(100))
+        checks.check_tokenizer_fits_model(_Vocab(size), _Embedded(100))
     else:
         with pytest.raises(ValueError, match=f"tokenizer has {size} tokens but the model's embedding table 100"):
-            training.check_tokenizer_fits_model(_Vocab(size), _Embedded(100))
+            checks.check_tokenizer_fits_model(_Vocab(size), _Embedded(100))
 
 
 def test_stand_in_tokenizer_of_a_folder_without_one_is_refused_before_training(untouched_model, tmp_path):

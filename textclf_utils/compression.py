@@ -28,10 +28,10 @@ from typing import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
+from .checks import (LABEL_COLUMN, TEXT_COLUMN, check_classification_dataset, check_max_length,
+                     check_max_length_value, check_positive_int, check_texts)
 from .data import column_values
-from .distill import _check_positive_ints, _check_texts, _logits_of, accuracy_of, predict_logits
-from .training import (LABEL_COLUMN, TEXT_COLUMN, check_classification_dataset, check_max_length,
-                       check_max_length_value)
+from .distill import accuracy_of, logits_of, predict_logits
 
 # Layers left in float32 by default: the classifier head is tiny, and it sets the decision directly.
 KEEP_FLOAT = ("classifier",)
@@ -107,7 +107,7 @@ def quantize_int8_torchao(model: nn.Module, *, keep_float: Sequence[str] = KEEP_
 
 def used_token_ids(tokenizer, texts: Sequence[str], max_length: int) -> list[int]:
     """The sorted ids of every token that ``tokenizer`` produces for ``texts``, plus its special tokens."""
-    texts = _check_texts(texts)
+    texts = check_texts(texts)
     if not texts:
         raise ValueError("texts is empty: give the texts whose tokens the pruned model must keep.")
     check_max_length_value(max_length)
@@ -268,10 +268,10 @@ def texts_per_second(classify: Callable[[list[str]], object], texts: Sequence[st
     """How many texts per second ``classify`` (texts in, predictions out) handles when given ``texts`` in arrival
     order, ``batch_size`` at a time: the median of ``repeats`` timed passes after ``warmup`` untimed ones.
     Any classifier can be timed this way, a TF-IDF pipeline as well as a transformer."""
-    _check_positive_ints(batch_size=batch_size, repeats=repeats)
+    check_positive_int(batch_size=batch_size, repeats=repeats)
     if isinstance(warmup, bool) or not isinstance(warmup, numbers.Integral) or warmup < 0:
         raise ValueError(f"warmup must be an integer >= 0 (untimed passes), got {warmup!r}.")
-    texts = _check_texts(texts)
+    texts = check_texts(texts)
     if not texts:
         raise ValueError("texts is empty: there is nothing to time.")
     times = []
@@ -291,8 +291,8 @@ def measure_speed(model: nn.Module, tokenizer, texts: Sequence[str], max_length:
     ``latency_ms``: milliseconds per text at batch size 1, over the first ``latency_examples`` texts.
     Each is the median of ``repeats`` timed passes after ``warmup`` untimed ones (``texts_per_second``).
     """
-    _check_positive_ints(batch_size=batch_size, latency_examples=latency_examples, repeats=repeats)
-    texts = _check_texts(texts)
+    check_positive_int(batch_size=batch_size, latency_examples=latency_examples, repeats=repeats)
+    texts = check_texts(texts)
     if len(texts) < max(batch_size, latency_examples):
         raise ValueError(f"measure_speed needs at least {max(batch_size, latency_examples)} texts, got {len(texts)}.")
     check_max_length(max_length, model, tokenizer)
@@ -301,7 +301,7 @@ def measure_speed(model: nn.Module, tokenizer, texts: Sequence[str], max_length:
     @torch.inference_mode()
     def classify(batch: list[str]) -> torch.Tensor:
         encoded = tokenizer(batch, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
-        return _logits_of(model(**encoded)).argmax(dim=-1)
+        return logits_of(model(**encoded)).argmax(dim=-1)
 
     throughput = texts_per_second(classify, texts, batch_size=batch_size, repeats=repeats, warmup=warmup)
     per_text = texts_per_second(classify, texts[:latency_examples], batch_size=1, repeats=repeats, warmup=warmup)

@@ -1,13 +1,13 @@
-"""Run profiles, device choice, seeding and the environment report printed by every notebook."""
+"""Run profiles, device choice, precision, seeding, and whether the Hub can be reached: the base of the package,
+which imports none of its other modules (the environment report built from them is in ``notebook``)."""
 
 from __future__ import annotations
 
 import os
-import platform
 import random
 import socket
 import sys
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -185,41 +185,3 @@ def hosted_runtime() -> str | None:
     if os.environ.get("KAGGLE_KERNEL_RUN_TYPE"):
         return "kaggle"
     return None
-
-
-def setup_notebook(profile: str | None = None, seed: int = 42, notebook: str | None = None) -> Profile:
-    """Seed everything, print the environment report, and return the profile in force.
-
-    Call it in the first code cell of every notebook. ``notebook`` (e.g. ``"06_knowledge_distillation"``)
-    adds the notebook's estimated time on a Colab T4 in the gpu profile, and how it was made.
-    """
-    import datasets
-    import transformers
-
-    chosen = get_profile(profile)
-    set_seed(seed)
-    device = get_device()
-    gpu = f" ({torch.cuda.get_device_name(0)})" if device.type == "cuda" else ""
-    rows = [
-        ("python", platform.python_version()),
-        ("torch", torch.__version__),
-        ("transformers", transformers.__version__),
-        ("datasets", datasets.__version__),
-        ("device", f"{device.type}{gpu}, {torch.get_num_threads()} CPU threads"),
-        ("profile", f"{chosen.name} ({profile_reason(profile)}): {chosen.description}"),
-        ("sizes", ", ".join(f"{k}={v}" for k, v in asdict(chosen).items()
-                            if k not in {"name", "description", "autocast_on_cpu", "bf16_on_cpu"})),
-        ("precision", precision_report(chosen, device)),
-        ("hugging face hub", hub_status()),
-        ("runtime", hosted_runtime() or "local"),
-        ("seed", str(seed)),
-    ]
-    if notebook is not None:
-        from .gpu_plan import t4_estimate_line
-
-        rows.append(("gpu profile on a T4", t4_estimate_line(notebook)))
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        print(f"{key:<{width}} : {value}")
-    sys.stdout.flush()
-    return chosen

@@ -31,7 +31,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
@@ -377,6 +377,20 @@ def cache_dir() -> Path:
     return Path.home() / ".cache" / "textclf_utils"
 
 
+def within_deadline(call: Callable[[], Any], seconds: float, what: str) -> Any:
+    """``call()``'s result, or ``TimeoutError`` naming ``what`` once ``seconds`` have passed (the call goes on
+    in a background thread, whose result is then dropped: nothing it writes is used)."""
+    import concurrent.futures
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="textclf-download")
+    future = pool.submit(call)
+    pool.shutdown(wait=False)
+    try:
+        return future.result(timeout=seconds)
+    except concurrent.futures.TimeoutError:
+        raise TimeoutError(f"{what} took more than {seconds:g} s") from None
+
+
 def load_hub_rows(hub: HubSplit, spec: DatasetSpec) -> tuple[list[str], list[str]]:
     """``(texts, label names)`` of one Hub split, read with ``datasets.load_dataset``."""
     import datasets
@@ -452,7 +466,9 @@ def _download(file: SourceFile, spec: DatasetSpec, target: Path) -> None:
         fetched = Path(tmp) / file.name.replace("/", "_")
         if hub_is_reachable():
             try:
-                _write_rows(fetched, *load_hub_rows(file.hub, spec), spec)
+                rows = within_deadline(lambda: load_hub_rows(file.hub, spec), DOWNLOAD_DEADLINE_S,
+                                       f"reading {file.hub.repo} from the Hub")
+                _write_rows(fetched, *rows, spec)
                 _verified(fetched, file, spec, origin=f"The Hub's {file.hub.repo} ({file.hub.split} split)")
                 os.replace(fetched, target)
                 return
@@ -773,6 +789,10 @@ def load_csv_dataset(
         file = Path(file)
         file_sep = sep if sep is not None else "\t" if file.suffix.lower() in {".tsv", ".tab"} else ","
         frame = _read_table(file, file_sep, header, column_names, encoding)
+        if len(frame) == 0:
+            raise ValueError(f"{file} holds a header row ({', '.join(map(str, frame.columns))}) but no data rows: "
+                             "there is nothing to train or evaluate on. Check that it is the file you meant, and "
+                             "that it was saved completely.")
         tables[split] = (file, frame, _labels_of(frame, file, text_column, label_column, first_row))
     if label_names is None:
         found = sorted({v for _, _, labels in tables.values() for v in labels.unique()})

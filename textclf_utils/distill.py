@@ -32,10 +32,10 @@ from torch import nn
 from transformers import PrinterCallback, Trainer
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from .checks import (TEXT_COLUMN, as_real_number, check_class_ids, check_classification_dataset, check_max_length, check_positive,
+                     check_positive_int, check_texts, check_tokenizer_fits_model, model_num_labels)
 from .data import column_values
-from .training import (MODEL_INPUTS, TEXT_COLUMN, AmpSettings, amp_settings, autocast,
-                       check_classification_dataset, check_finite_loss, check_max_length, check_tokenizer_fits_model,
-                       loader_settings, model_num_labels, module_device)
+from .training import MODEL_INPUTS, AmpSettings, amp_settings, autocast, check_finite_loss, loader_settings, module_device
 
 TEACHER_LOGITS = "teacher_logits"
 
@@ -44,19 +44,10 @@ TEACHER_LOGITS = "teacher_logits"
 # The loss
 
 
-def _as_float(value: Any) -> float | None:
-    """``value`` as a float when it is one real number (Python, NumPy or a one-element tensor), else None."""
-    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_complex():
-        value = value.item()
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        return None
-    return float(value)
-
-
 def check_distillation_settings(alpha: float, temperature: float) -> tuple[float, float]:
     """``(alpha, temperature)`` as floats; ``ValueError`` unless ``0 <= alpha <= 1`` and ``temperature > 0``
     (both finite real numbers: Python, NumPy or one-element tensors)."""
-    a, t = _as_float(alpha), _as_float(temperature)
+    a, t = as_real_number(alpha), as_real_number(temperature)
     if a is None or not 0.0 <= a <= 1.0:
         raise ValueError(f"alpha weighs the hard-label loss against the teacher's soft targets and must be a number "
                          f"in [0, 1] (1 = labels only, 0 = teacher only), got {alpha!r}.")
@@ -64,30 +55,6 @@ def check_distillation_settings(alpha: float, temperature: float) -> tuple[float
         raise ValueError(f"temperature must be a positive finite number (1 = the plain softmax, higher = softer "
                          f"targets), got {temperature!r}.")
     return a, t
-
-
-def _check_positive_ints(**values: int) -> None:
-    for name, value in values.items():
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-
-
-def _check_positive_numbers(**values: float) -> None:
-    for name, value in values.items():
-        number = _as_float(value)
-        if number is None or not math.isfinite(number) or number <= 0:
-            raise ValueError(f"{name} must be a positive finite number, got {value!r}.")
-
-
-def _check_texts(texts: Sequence[str]) -> list[str]:
-    """``texts`` as a list of strings; ``ValueError`` naming the first position that holds something else."""
-    if isinstance(texts, str):
-        raise ValueError("texts must be a sequence of strings, got one string: wrap it in a list.")
-    texts = list(texts)
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise ValueError(f"texts[{i}] is {text!r}, not a string: drop or fill the missing texts first.")
-    return texts
 
 
 def check_finite_logits(logits: torch.Tensor, name: str = "teacher_logits") -> None:
@@ -155,7 +122,8 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
 # Logits of any classifier (Hugging Face or textclf_utils.encoder)
 
 
-def _logits_of(output: Any) -> torch.Tensor:
+def logits_of(output: Any) -> torch.Tensor:
+    """The logits of a model's output: the tensor itself, or its ``.logits``."""
     return output if isinstance(output, torch.Tensor) else output.logits
 
 
@@ -179,7 +147,7 @@ class DistillationLoss:
         device = next(iter(features.values())).device
         self.teacher.to(device)  # the batch's device (a no-op after the first)
         with torch.no_grad(), autocast(device, amp_settings(device)):  # the student's precision
-            teacher_logits = _logits_of(self.teacher(**features)).float()
+            teacher_logits = logits_of(self.teacher(**features)).float()
         return distillation_loss(student_logits, teacher_logits, labels, self.alpha, self.temperature)
 
 
@@ -195,11 +163,11 @@ def predict_logits(model: nn.Module, tokenizer, texts: Sequence[str], max_length
     """
     from tqdm.auto import tqdm
 
-    texts = _check_texts(texts)
+    texts = check_texts(texts)
     if len(texts) == 0:
         raise ValueError("texts is empty: there is nothing to score.")
     check_max_length(max_length, model, tokenizer)
-    _check_positive_ints(batch_size=batch_size)
+    check_positive_int(batch_size=batch_size)
     device = torch.device(device) if device is not None else module_device(model)
     if module_device(model) != device:  # (moving torchao's int8 tensors in place fails, even to where they are)
         model.to(device)
@@ -212,7 +180,7 @@ def predict_logits(model: nn.Module, tokenizer, texts: Sequence[str], max_length
     for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, leave=False):
         rows = order[start:start + batch_size]
         batch = tokenizer.pad([{k: encoded[k][i] for k in keys} for i in rows], return_tensors="pt")
-        chunks.append(_logits_of(model(**{k: v.to(device) for k, v in batch.items()})).float().cpu())
+        chunks.append(logits_of(model(**{k: v.to(device) for k, v in batch.items()})).float().cpu())
     model.train(was_training)
     logits = torch.empty(len(order), chunks[0].shape[-1])
     logits[torch.as_tensor(order)] = torch.cat(chunks)
@@ -221,7 +189,11 @@ def predict_logits(model: nn.Module, tokenizer, texts: Sequence[str], max_length
 
 def accuracy_of(logits: torch.Tensor, labels: Sequence[int]) -> float:
     """The share of rows whose highest logit is the label."""
-    labels = torch.as_tensor(list(labels))
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
+        shape = tuple(logits.shape) if hasattr(logits, "shape") else type(logits).__name__
+        raise ValueError(f"accuracy_of takes logits, one row of class scores per example (2-D), got {shape}; "
+                         "for predicted classes compare them with the labels directly.")
+    labels = torch.as_tensor(check_class_ids(labels, "labels"))
     if len(logits) != len(labels):
         raise ValueError(f"accuracy_of got {len(logits)} rows of logits but {len(labels)} labels: give one label "
                          "per row.")
@@ -253,7 +225,7 @@ class _StudentForTrainer(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
-        return _logits_of(self.student(input_ids=input_ids, attention_mask=attention_mask,
+        return logits_of(self.student(input_ids=input_ids, attention_mask=attention_mask,
                                        token_type_ids=token_type_ids))
 
 
@@ -305,14 +277,14 @@ class DistillationTrainer(Trainer):
                      num_items_in_batch: torch.Tensor | int | None = None):
         """``distillation_loss`` of the student on ``inputs`` (a padded batch with ``labels``)."""
         features = _model_inputs(inputs)
-        student_logits = _logits_of(model(**features))
+        student_logits = logits_of(model(**features))
         teacher_logits = inputs.get(TEACHER_LOGITS)
         if teacher_logits is None:
             if self.teacher is None:
                 raise ValueError("No teacher logits: give the trainer a `teacher` model or add a "
                                  f"'{TEACHER_LOGITS}' column to the data (see with_teacher_logits).")
             with torch.no_grad(), autocast(self.args.device, self._amp()):  # the student's precision
-                teacher_logits = _logits_of(self.teacher(**features))
+                teacher_logits = logits_of(self.teacher(**features))
         loss = distillation_loss(student_logits, teacher_logits, inputs["labels"], self.alpha, self.temperature)
         if model.training:
             check_finite_loss(loss.item(), self.state.global_step + 1, self._get_learning_rate())
@@ -346,9 +318,9 @@ def train_student(student: nn.Module, tokenizer, train_dataset, *, alpha: float,
     columns = list(train_dataset.column_names)
     check_max_length(max_length, student, tokenizer)
     check_tokenizer_fits_model(tokenizer, student)
-    _check_positive_ints(batch_size=batch_size)
-    _check_positive_numbers(epochs=epochs, learning_rate=learning_rate)
-    _check_texts(column_values(train_dataset, TEXT_COLUMN))
+    check_positive_int(batch_size=batch_size)
+    check_positive(epochs=epochs, learning_rate=learning_rate)
+    check_texts(column_values(train_dataset, TEXT_COLUMN))
     if TEACHER_LOGITS in columns:
         check_finite_logits(torch.tensor(train_dataset[TEACHER_LOGITS]))
     if teacher is None and TEACHER_LOGITS not in columns and alpha < 1.0:
@@ -442,11 +414,11 @@ def augment_texts(texts: Sequence[str], copies: int = 1, *, mask_probability: fl
     random run of 1 to ``max_ngram`` words is kept. The texts carry no label: the teacher gives them one.
     Texts that come out equal to their source, or with no word left unmasked, are left out, so the result
     may be shorter."""
-    texts = _check_texts(texts)
+    texts = check_texts(texts)
     for name, value in (("mask_probability", mask_probability), ("ngram_probability", ngram_probability)):
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
             raise ValueError(f"{name} is a probability in [0, 1], got {value!r}.")
-    _check_positive_ints(copies=copies, max_ngram=max_ngram)
+    check_positive_int(copies=copies, max_ngram=max_ngram)
     rng = random.Random(seed)
     augmented = []
     for _ in range(copies):

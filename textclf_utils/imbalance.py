@@ -21,7 +21,7 @@ from torch.utils.data import WeightedRandomSampler
 from transformers import Trainer
 
 from .data import column_values
-from .training import _check_positive_int
+from .checks import check_optional_positive_int, prediction_kind
 
 WEIGHT_SCHEMES = ("inverse", "effective")
 REMEDIES = ("cross-entropy", "oversampling", "undersampling", "weights: inverse", "weights: effective", "focal")
@@ -292,7 +292,7 @@ def _objective(remedy: str, labels: np.ndarray, settings: RemedySettings, seed: 
 def classifier_head(input_size: int, hidden_size: int | None = 256, dropout: float = 0.1) -> nn.Sequential:
     """The classifier on top of frozen sentence vectors: Linear → GELU → Dropout → Linear to 2 classes, or
     one Linear layer (logistic regression) when ``hidden_size`` is ``None``."""
-    _check_positive_int(input_size=input_size, hidden_size=hidden_size)
+    check_optional_positive_int(input_size=input_size, hidden_size=hidden_size)
     if hidden_size is None:
         return nn.Sequential(nn.Linear(input_size, 2))
     return nn.Sequential(nn.Linear(input_size, hidden_size), nn.GELU(), nn.Dropout(dropout),
@@ -435,6 +435,11 @@ def _finite_scores(scores) -> np.ndarray:
 def _binary_arrays(y_true, other, other_name: str = "y_pred") -> tuple[np.ndarray, np.ndarray]:
     """``y_true`` as booleans and ``other``: 0/1 predictions (as booleans) or, for "scores", finite floats."""
     y, o = np.asarray(y_true), np.asarray(other)
+    if o.ndim == 2 and o.shape[:1] == y.shape:
+        fix = ("pass the minority class's column, y_prob[:, 1]" if other_name == "scores"
+               else "pass class ids, e.g. y_prob.argmax(axis=1)")
+        raise ValueError(f"{other_name} must be one value per example (1-D), got shape {o.shape}: "
+                         f"{prediction_kind(o)}, one column per class. {fix[0].upper() + fix[1:]}.")
     if y.shape != o.shape or y.ndim != 1 or y.size == 0:
         raise ValueError(f"Expected two 1-D arrays of equal, non-zero length; got {y.shape} and {o.shape}.")
     if not np.isin(y, (0, 1)).all():

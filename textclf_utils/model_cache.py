@@ -16,12 +16,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .checks import LABEL_COLUMN, check_tokenizer_fits_model, model_num_labels
 from .config import set_seed
 from .distill import predict_logits
 from .models import check_tokenizer_files, load_classifier, load_saved_classifier, save_classifier
 from .recipes import FinetuneRecipe, finetune_recipe, finetuning_data
-from .training import (LABEL_COLUMN, TrainingResult, check_tokenizer_fits_model, model_num_labels,
-                       train_classifier)
+from .training import TrainingResult, train_classifier
 
 ARTIFACTS_ENV = "TEXTCLF_ARTIFACTS_DIR"
 

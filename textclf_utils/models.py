@@ -242,7 +242,7 @@ def load_saved_classifier(folder: str | Path):
     from transformers import AutoConfig, AutoTokenizer
 
     from .pooling import classifier_class
-    from .training import check_tokenizer_fits_model
+    from .checks import check_tokenizer_fits_model
 
     if not (Path(folder).expanduser() / "config.json").is_file():
         raise ValueError(f"{folder} holds no config.json, so it is not a saved model: pass the folder that "

@@ -15,7 +15,8 @@ from typing import Any
 from .config import get_device, get_profile
 from .data import column_values, get_spec, load_course_dataset, sentence_like_rows, stratified_subsample
 from .models import PACKAGED_MODEL, packaged_model_path, resolve_model
-from .training import TEXT_COLUMN, mixed_precision_pays
+from .checks import TEXT_COLUMN
+from .training import mixed_precision_pays
 
 # Learning rates by model: the small packaged MiniLM wants a larger step than BERT-base.
 LEARNING_RATES = {PACKAGED_MODEL: 1e-4, "bert-base-uncased": 2e-5, "google-bert/bert-base-uncased": 2e-5}

@@ -12,9 +12,9 @@ import torch
 from torch import nn
 from transformers import Trainer
 
-from .training import (TEXT_COLUMN, amp_settings, check_classification_dataset, check_finite_loss,
-                       check_max_length, check_max_length_value, check_tokenizer_fits_model,
-                       _check_positive, _check_positive_int, loader_settings, model_num_labels)
+from .checks import (TEXT_COLUMN, check_classification_dataset, check_max_length, check_max_length_value,
+                     check_optional_positive_int, check_positive, check_tokenizer_fits_model, model_num_labels)
+from .training import amp_settings, check_finite_loss, loader_settings
 
 
 def tokenize_for_trainer(dataset, tokenizer, max_length: int):
@@ -52,8 +52,8 @@ def trainer_arguments(output_dir: str, *, epochs: float, learning_rate: float, b
     """
     from transformers import TrainingArguments
 
-    _check_positive(epochs=epochs, learning_rate=learning_rate)
-    _check_positive_int(batch_size=batch_size)
+    check_positive(epochs=epochs, learning_rate=learning_rate)
+    check_optional_positive_int(batch_size=batch_size)
     if isinstance(warmup_ratio, bool) or not isinstance(warmup_ratio, (int, float)) or not 0 <= warmup_ratio < 1:
         raise ValueError(f"warmup_ratio is the share of the training steps spent warming up and must be in [0, 1), "
                          f"got {warmup_ratio!r}: e.g. 0.1 warms up over the first tenth.")

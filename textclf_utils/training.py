@@ -21,7 +21,6 @@ import contextlib
 import math
 import numbers
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
@@ -31,139 +30,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
+from .checks import (LABEL_COLUMN, TEXT_COLUMN, check_classification_dataset, check_max_length, check_max_length_value,
+                     check_optional_positive_int, check_positive, check_tokenizer_fits_model, model_num_labels)
 from .config import PROFILE_ENV, PROFILES, cpu_has_native_bf16, get_device, gpu_has_native_bf16, set_seed
 from .data import column_values
 
-TEXT_COLUMN = "text"
-LABEL_COLUMN = "label"
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 PROGRESS_EVERY = 50  # on CUDA, the bar shows the loss every this many steps (reading it waits for the GPU)
-
-
-# ---------------------------------------------------------------------------------------------
-# Checks made before any training starts
-
-
-def model_num_labels(model: nn.Module) -> int | None:
-    """The number of classes ``model`` predicts, when it says so (``config.num_labels`` or ``num_labels``)."""
-    config = getattr(model, "config", None)
-    for source in (config, model):
-        value = getattr(source, "num_labels", None)
-        if isinstance(value, int):
-            return value
-    return None
-
-
-def model_max_length(model: nn.Module, tokenizer: Any = None) -> int | None:
-    """The longest input, in tokens, that ``model`` (and ``tokenizer``) can take, when known."""
-    limits = []
-    config = getattr(model, "config", None)
-    for source, name in ((config, "max_position_embeddings"), (model, "max_position_embeddings"),
-                         (model, "max_length")):
-        value = getattr(source, name, None)
-        if isinstance(value, int):
-            limits.append(value)
-    tokenizer_limit = getattr(tokenizer, "model_max_length", None)
-    if isinstance(tokenizer_limit, int) and tokenizer_limit < 1_000_000:  # huge = "no limit" sentinel
-        limits.append(tokenizer_limit)
-    return min(limits) if limits else None
-
-
-def check_classification_dataset(dataset, num_labels: int | None, name: str = "dataset",
-                                 model: nn.Module | None = None) -> None:
-    """Raise ``ValueError`` unless ``dataset`` is non-empty, has ``text``/``label`` and valid label ids, and,
-    given the ``model``, its class names (a ``ClassLabel``) mean what the model's ``id2label`` says."""
-    if dataset is None:
-        raise ValueError(f"The {name} is None; expected a datasets.Dataset with 'text' and 'label' columns.")
-    columns = list(getattr(dataset, "column_names", []) or [])
-    missing = [c for c in (TEXT_COLUMN, LABEL_COLUMN) if c not in columns]
-    if missing:
-        raise ValueError(f"The {name} has no {missing} column(s); its columns are {columns}. "
-                         f"Expected a '{TEXT_COLUMN}' column of strings and a '{LABEL_COLUMN}' column of class ids "
-                         "(rename yours with dataset.rename_column).")
-    if len(dataset) == 0:
-        raise ValueError(f"The {name} is empty: there is nothing to train or evaluate on.")
-    not_text = [i for i, text in enumerate(column_values(dataset, TEXT_COLUMN)) if not isinstance(text, str)]
-    if not_text:
-        raise ValueError(f"The {name}'s '{TEXT_COLUMN}' column must hold strings; {len(not_text)} rows do not, "
-                         f"the first at index {not_text[0]} ({dataset[not_text[0]][TEXT_COLUMN]!r}). Drop or fill "
-                         "them first, e.g. dataset.filter(lambda row: isinstance(row['text'], str)).")
-    labels = np.asarray(column_values(dataset, LABEL_COLUMN))
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"The {name}'s '{LABEL_COLUMN}' column must hold integer class ids, got {labels.dtype} "
-                         "(map label names to ids first, e.g. with a datasets.ClassLabel).")
-    if num_labels is not None:
-        bad = (labels < 0) | (labels >= num_labels)
-        if bad.any():
-            raise ValueError(f"The {name} has label ids {sorted(set(labels[bad].tolist()))[:10]} outside "
-                             f"0..{num_labels - 1} (the model has num_labels={num_labels}); "
-                             f"{int(bad.sum())} rows, the first at index {int(np.flatnonzero(bad)[0])}.")
-    if model is not None:
-        _check_label_names(dataset, model, name)
-
-
-def _check_label_names(dataset, model: nn.Module, name: str) -> None:
-    """Refuse class names that give an id another class than the model's ``id2label`` does: e.g. a test file
-    loaded on its own, whose label set sorts differently. A model given no names (``LABEL_0`` ...) passes."""
-    names = getattr(getattr(dataset, "features", {}).get(LABEL_COLUMN), "names", None)
-    id2label = getattr(getattr(model, "config", None), "id2label", None) or {}
-    model_names = [str(id2label[k]) for k in sorted(id2label, key=int)]
-    if not names or all(re.fullmatch(r"LABEL_\d+", n) for n in model_names):
-        return  # plain integer labels, or a model that was given no class names
-    if list(names) != model_names[:len(names)]:
-        raise ValueError(f"The {name}'s classes are {list(names)} (id 0, 1, ...) but the model's are {model_names}: "
-                         "the same id would mean different classes. Load every file in one call "
-                         "(load_csv_dataset({'train': ..., 'test': ...})) or pass the same label_names=[...].")
-
-
-def check_max_length_value(max_length: int) -> None:
-    """Raise ``ValueError`` unless ``max_length`` is an integer of at least 2 (room for [CLS] and [SEP])."""
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
-        raise ValueError(f"max_length must be an integer of at least 2 (room for [CLS] and [SEP]), got {max_length!r}.")
-
-
-def check_max_length(max_length: int, model: nn.Module, tokenizer: Any = None) -> None:
-    """Raise ``ValueError`` if ``max_length`` is not positive or above what the model can take."""
-    check_max_length_value(max_length)
-    limit = model_max_length(model, tokenizer)
-    if limit is not None and max_length > limit:
-        raise ValueError(f"max_length={max_length} is above the model's limit of {limit} tokens "
-                         f"(its position embeddings stop there); use max_length <= {limit}.")
-
-
-def check_tokenizer_fits_model(tokenizer: Any, model: nn.Module) -> None:
-    """Raise ``ValueError`` unless ``tokenizer``'s vocabulary fits ``model``'s token embeddings.
-
-    A tokenizer with more tokens than the embedding table gives ids the model cannot look up; one with
-    far fewer (e.g. the 5-token stand-in transformers builds for a folder without tokenizer files) maps
-    every word to ``[UNK]``, and training silently ends at majority-class accuracy.
-    """
-    get_embeddings = getattr(model, "get_input_embeddings", None)
-    rows = getattr(get_embeddings() if callable(get_embeddings) else None, "num_embeddings", None)
-    try:
-        size = len(tokenizer)
-    except TypeError:
-        return
-    if not isinstance(rows, int):
-        return
-    if size > rows or size < rows // 2:
-        raise ValueError(f"The tokenizer has {size} tokens but the model's embedding table {rows} rows: they do not "
-                         "belong together. Load the tokenizer saved with the model (tokenizer.save_pretrained() "
-                         "into the model's folder), or the one of the model it was fine-tuned from.")
-
-
-def _check_positive(**values: float) -> None:
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
-            raise ValueError(f"{name} must be a positive finite number, got {value!r}.")
-
-
-def _check_positive_int(**values: int | None) -> None:
-    for name, value in values.items():
-        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
-            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,7 +78,7 @@ def length_grouped_sampler(features: Sequence[dict[str, Any]], batch_size: int,
     examples of one batch have similar lengths and little padding is wasted."""
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
-    _check_positive_int(batch_size=batch_size)
+    check_optional_positive_int(batch_size=batch_size)
     return LengthGroupedSampler(batch_size, lengths=[len(f["input_ids"]) for f in features], generator=generator)
 
 
@@ -396,7 +271,7 @@ def evaluate_classifier(model: nn.Module, tokenizer, dataset, batch_size: int = 
     check_classification_dataset(dataset, model_num_labels(model), "evaluation dataset", model)
     check_max_length(max_length, model, tokenizer)
     check_tokenizer_fits_model(tokenizer, model)
-    _check_positive_int(batch_size=batch_size)
+    check_optional_positive_int(batch_size=batch_size)
     device = _resolve_device(device)
     model.to(device)
     features = tokenize_dataset(dataset, tokenizer, max_length)
@@ -528,14 +403,14 @@ def train_classifier(
         check_classification_dataset(eval_dataset, num_labels, "evaluation dataset", model)
     check_max_length(max_length, model, tokenizer)
     check_tokenizer_fits_model(tokenizer, model)
-    _check_positive(epochs=epochs, learning_rate=learning_rate)
-    _check_positive_int(batch_size=batch_size, max_steps=max_steps, eval_batch_size=eval_batch_size)
+    check_positive(epochs=epochs, learning_rate=learning_rate)
+    check_optional_positive_int(batch_size=batch_size, max_steps=max_steps, eval_batch_size=eval_batch_size)
     if not 0 <= warmup_ratio < 1:
         raise ValueError(f"warmup_ratio must be in [0, 1), got {warmup_ratio}.")
     if not (isinstance(weight_decay, numbers.Real) and 0 <= weight_decay < math.inf):
         raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}.")
     if max_grad_norm is not None:
-        _check_positive(max_grad_norm=max_grad_norm)
+        check_positive(max_grad_norm=max_grad_norm)
 
     set_seed(seed)
     device = _resolve_device(device)

@@ -1,34 +1,26 @@
-"""A catalogue of bad inputs and faults, each tried on tiny inputs, and how the package handles them now.
+"""The fault cases of ``tests/test_faults.py``: bad inputs and faults, each tried on tiny inputs, with the answer
+the package must give. Each case is one line of data: an area, a name, a description, the call, and what
+must happen.
 
-    HF_HUB_OFFLINE=1 TEXTCLF_PROFILE=smoke TEXTCLF_DATA_DIR=/work/shared/data \\
-        nice -n 19 python scripts/probe_faults.py [--json results.json] [--area data] [--verbose]
+- ``expect_error(name, description, call, expect)``: bad input. It behaves well (``clear``) when package code
+  (the innermost frame is in textclf_utils/ or scripts/; an argparse usage error of a script counts too)
+  raises one of the package's own classes or ValueError, TypeError, KeyError, FileNotFoundError,
+  FileExistsError, NotADirectoryError, PermissionError, RuntimeError, FloatingPointError, TimeoutError or
+  AssertionError, whose message matches the regular expression ``expect`` (the argument's name, the value, the
+  file ...). Otherwise it is ``vague`` (package code, another type or without ``expect`` in the message),
+  ``raw`` (raised from inside a library with no package message) or ``silent`` (no error).
+- ``expect_good(name, description, check, loss=False)``: a fault where carrying on (repairing, keeping,
+  accepting) is right. ``check()`` returns ``None`` when it behaved well, else a sentence saying what went
+  wrong: ``bad``, or ``data loss`` for cases (``loss=True``) where something existing was overwritten or deleted.
 
-Each probe is one small callable on tiny inputs (random BERTs 16 wide, a handful of rows, temporary
-folders; nothing is downloaded). Two kinds:
-
-- ``expect_error(area, name, description, call, expect)``: bad input. The outcome is
-  ``clear``: an exception raised by package code (the innermost frame is in textclf_utils/ or scripts/; an
-  argparse usage error of a script counts too) of the package's own classes or ValueError, TypeError,
-  FileNotFoundError, FileExistsError, PermissionError, RuntimeError, FloatingPointError, TimeoutError, whose
-  message matches the regular expression ``expect`` (the argument's name, the value, the file ...);
-  ``vague``: raised by package code, but of another type (an accidental IndexError ...) or without ``expect``
-  in the message; ``raw``: raised from inside a library (torch, transformers, pandas, numpy, the standard
-  library ...) with no package message; ``silent``: returned without an error.
-- ``expect_good(area, name, description, check, loss=False)``: a fault where carrying on (repairing, keeping,
-  accepting) is the right behaviour. ``check()`` returns ``None`` when it behaved well, else a sentence
-  saying what went wrong: ``bad``, or ``data loss`` for probes (``loss=True``) that something existing was
-  overwritten or deleted. An exception out of ``check`` is ``raw``/``vague`` as above.
-
-Only ``clear`` and ``good`` count as behaving well. No probe fixes anything: this is a report.
+Tiny shared inputs: random BERTs 16 wide, a handful of rows, temporary folders; nothing is downloaded.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import json
-import math
 import os
 import re
 import shutil
@@ -36,7 +28,6 @@ import signal
 import sys
 import tempfile
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -45,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 if str(ROOT / "scripts") not in sys.path:
-    sys.path.insert(0, str(ROOT / "scripts"))
+    sys.path.insert(0, str(ROOT / "scripts"))  # the scripts' cases import them as modules
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -54,7 +45,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-torch.set_num_threads(1)
 
 PACKAGE_DIRS = (str(ROOT / "textclf_utils") + os.sep, str(ROOT / "scripts") + os.sep)
 CLEAR_TYPES = (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError, NotADirectoryError,
@@ -275,6 +265,13 @@ expect_good("csv_latin1_given", "a Latin-1 file with encoding='latin-1' reads it
 expect_error("csv_zero_bytes", "a 0-byte file", lambda: load_csv(csv_file(b""), "text", "label"), r"empty|0 bytes")
 expect_error("csv_blank_lines", "a file of blank lines only",
              lambda: load_csv(csv_file("\n\n  \n"), "text", "label"), r"empty|blank|no rows|column")
+expect_error("csv_header_only", "a file with its header row and no data rows",
+             lambda: load_csv(csv_file("text,label\n", name="only_header.csv"), "text", "label"),
+             r"only_header\.csv.*no data rows")
+expect_error("csv_header_only_in_mapping", "one split of a {split: path} mapping with a header and no rows",
+             lambda: load_csv({"train": csv_file("text,label\nfine,pos\n"),
+                               "test": csv_file("text,label\r\n", name="test.csv")}, "text", "label"),
+             r"test\.csv.*no data rows")
 expect_error("csv_missing_file", "a path that does not exist",
              lambda: load_csv(tmpdir() / "nope.csv", "text", "label"), r"nope\.csv")
 expect_error("csv_path_is_folder", "a folder passed as the file",
@@ -307,18 +304,6 @@ expect_error("csv_empty_mapping", "an empty {split: path} mapping",
              lambda: load_csv({}, "text", "label"), r"empty mapping")
 
 
-def _separately_loaded_ids():
-    train = load_csv(csv_file("text,label\na,cat\nb,dog\nc,emu\n"), "text", "label")["train"]
-    test = load_csv(csv_file("text,label\nd,dog\ne,emu\n"), "text", "label")["train"]
-    dog_train = train.features["label"].str2int("dog")
-    dog_test = test.features["label"].str2int("dog")
-    return None if dog_train == dog_test else f"'dog' is id {dog_train} in train but {dog_test} in test, no warning"
-
-
-expect_good("csv_ids_separate_files", "two files loaded one by one (no label_names) give one label the same id",
-            _separately_loaded_ids)
-
-
 def _evaluate_on_a_separately_loaded_file():
     from textclf_utils import training
 
@@ -331,6 +316,21 @@ def _evaluate_on_a_separately_loaded_file():
 
 expect_error("csv_ids_separate_files_evaluated", "a model trained on one file, evaluated on a file loaded alone",
              _evaluate_on_a_separately_loaded_file, r"label_names")
+
+
+def _train_on_separately_loaded_files():
+    from textclf_utils import training
+
+    train = load_csv(csv_file("text,label\na,cat\nb,dog\nc,emu\n"), "text", "label")["train"]
+    validation = load_csv(csv_file("text,label\nd,dog\ne,emu\n"), "text", "label")["train"]
+    model = bert(num_labels=3)
+    model.config.id2label = dict(enumerate(train.features["label"].names))
+    return training.train_classifier(model, tok(), train, validation, epochs=1, batch_size=2, max_length=16, learning_rate=1e-3,
+                                     progress=False)
+
+
+expect_error("csv_ids_separate_files_trained", "training on one file, validating on a file loaded alone (where "
+             "'dog' has another id)", _train_on_separately_loaded_files, r"label_names")
 
 
 def _mapping_ids():
@@ -817,7 +817,29 @@ def _im():
     return imbalance
 
 
+expect_error("labels_given_probabilities", "classification_summary with probabilities (n, 2) as y_pred",
+             lambda: _m().classification_summary([0, 1], [[0.3, 0.7], [0.6, 0.4]], ["a", "b"]),
+             r"y_pred.*looks like probabilities.*argmax")
+expect_error("labels_given_logits", "mcnemar_test with logits as one model's predictions",
+             lambda: _m().mcnemar_test([0, 1], [[2.0, -1.0], [0.5, 3.0]], [0, 1]), r"looks like logits.*argmax")
+expect_error("labels_given_scores", "mcnemar_test with scores in [0, 1] as one model's predictions",
+             lambda: _m().mcnemar_test([0, 1, 1], [0.2, 0.9, 0.7], [0, 1, 0]), r"pred_a.*looks like scores.*threshold")
+expect_error("bootstrap_given_probabilities", "bootstrap_interval with probabilities (n, 2) as y_pred",
+             lambda: _m().bootstrap_interval(lambda y, p: 0.5, [0, 1], [[0.3, 0.7], [0.6, 0.4]]),
+             r"looks like probabilities.*argmax")
+expect_error("prob_given_class_ids", "expected_calibration_error with class ids as y_prob",
+             lambda: _m().expected_calibration_error([0, 1, 1], [0, 1, 0]), r"looks like class ids.*probabilities")
+expect_error("accuracy_of_class_ids", "distill.accuracy_of given predicted classes instead of logits",
+             lambda: _d().accuracy_of(torch.tensor([0, 1]), [0, 1]), r"takes logits.*2-D")
+expect_error("accuracy_of_probability_labels", "distill.accuracy_of given probabilities as labels",
+             lambda: _d().accuracy_of(torch.zeros(2, 2), [[0.2, 0.8], [0.9, 0.1]]), r"labels.*probabilities")
+
+
 area("imbalance")
+expect_error("f1_two_columns", "minority_f1 given both classes' probabilities as y_pred",
+             lambda: _im().minority_f1([0, 1], [[0.3, 0.7], [0.6, 0.4]]), r"y_pred.*\(2, 2\).*argmax")
+expect_error("ap_two_columns", "average_precision given both classes' probabilities as scores",
+             lambda: _im().average_precision([0, 1], [[0.3, 0.7], [0.6, 0.4]]), r"scores.*y_prob\[:, 1\]")
 expect_error("f1_probabilities", "minority_f1 given probabilities as y_pred",
              lambda: _im().minority_f1([0, 1, 1], [0.2, 0.7, 0.9]), r"y_pred")
 expect_error("f1_label_2", "minority_f1 given label 2 in y_pred",
@@ -1139,9 +1161,9 @@ expect_error("encoder_id_beyond_vocab", "Encoder with token id 99 for 50 tokens"
              lambda: _e().Encoder(tiny_cfg())(torch.tensor([[1, 99]])), r"input_ids|vocab")
 expect_error("encoder_too_long", "Encoder on 20 tokens with 16 positions",
              lambda: _e().Encoder(tiny_cfg())(torch.ones(1, 20, dtype=torch.long)), r"max_position|16|length")
-expect_error("classifier_pooling", "EncoderForSequenceClassification(pooling='max')",
+expect_error("encoder_classifier_pooling", "EncoderForSequenceClassification(pooling='max')",
              lambda: _e().EncoderForSequenceClassification(tiny_cfg(), 2, "max"), r"pooling")
-expect_error("classifier_one_label", "EncoderForSequenceClassification(num_labels=1)",
+expect_error("encoder_classifier_one_label", "EncoderForSequenceClassification(num_labels=1)",
              lambda: _e().EncoderForSequenceClassification(tiny_cfg(), 1), r"num_labels")
 expect_error("load_missing", "EncoderForSequenceClassification.load of an empty folder",
              lambda: _e().EncoderForSequenceClassification.load(tmpdir()), r"config\.json")
@@ -1252,7 +1274,7 @@ def _record_keeps_others():
 
 def _record_corrupt_file():
     folder = tmpdir()
-    path = write(folder / "cpu.json", "{half a file")
+    write(folder / "cpu.json", "{half a file")
     _results().record_results("03_finetune_bert", {"acc": 0.8}, "cpu", folder)
 
 
@@ -1453,7 +1475,7 @@ def _raising_frame(err: BaseException) -> str:
 
 
 def _in_package(filename: str) -> bool:
-    return filename.startswith(PACKAGE_DIRS) and not filename.endswith("probe_faults.py")
+    return filename.startswith(PACKAGE_DIRS) and not filename.endswith("fault_catalogue.py")
 
 
 def _package_error_types() -> tuple[type, ...]:
@@ -1531,77 +1553,32 @@ def run_probe(probe: Probe) -> Result:
     return Result(probe.area, probe.name, probe.description, outcome, well, detail, seconds, probe.kind)
 
 
-COLUMNS = ("tried", "well", "raw", "vague", "silent", "bad", "data loss", "hang")
-
-
-def table(results: list[Result]) -> str:
-    areas = list(dict.fromkeys(r.area for r in results))
-    rows = []
-    for name in areas + ["TOTAL"]:
-        group = [r for r in results if name == "TOTAL" or r.area == name]
-        counts = {"tried": len(group), "well": sum(r.well for r in group)}
-        for column in COLUMNS[2:]:
-            counts[column] = sum(r.outcome == column for r in group)
-        rows.append((name, counts))
-    width = max(len(n) for n, _ in rows)
-    lines = [f"{'area':<{width}}  " + "  ".join(f"{c:>9}" for c in COLUMNS)]
-    lines.append("-" * len(lines[0]))
-    for name, counts in rows:
-        if name == "TOTAL":
-            lines.append("-" * len(lines[0]))
-        lines.append(f"{name:<{width}}  " + "  ".join(f"{counts[c]:>9}" for c in COLUMNS))
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--json", type=Path, help="write every probe's result to this file")
-    parser.add_argument("--area", action="append", help="only probes of this area (repeatable)")
-    parser.add_argument("--name", action="append", help="only probes whose name contains this (repeatable)")
-    parser.add_argument("--verbose", action="store_true", help="print each probe as it runs")
-    parser.add_argument("--list", action="store_true", help="list the probes and exit")
-    args = parser.parse_args(argv)
-    probes = [p for p in PROBES if (not args.area or p.area in args.area)
-              and (not args.name or any(n in p.name for n in args.name))]
-    if args.list:
-        for p in probes:
-            print(f"{p.area:<18} {p.name:<36} {p.description}")
-        return 0
+@contextlib.contextmanager
+def quiet_libraries():
+    """Silence the libraries' logging and progress bars, which the cases would otherwise print, and run on one
+    thread (the inputs are tiny); everything is restored afterwards."""
     import logging
-    logging.disable(logging.WARNING)
+
+    from datasets.utils import logging as datasets_logging
     from transformers.utils import logging as hf_logging
+
+    verbosity, threads = hf_logging.get_verbosity(), torch.get_num_threads()
+    logging.disable(logging.WARNING)
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    from datasets.utils.logging import disable_progress_bar
-    disable_progress_bar()
-    started = time.perf_counter()
-    results = []
+    datasets_logging.disable_progress_bar()
+    torch.set_num_threads(1)
     try:
-        for probe in probes:
-            result = run_probe(probe)
-            results.append(result)
-            if args.verbose:
-                print(f"{result.outcome:>9} {result.seconds:5.1f}s {probe.area}/{probe.name}: {result.detail[:150]}",
-                      flush=True)
+        yield
     finally:
-        for path in _TMP:
-            shutil.rmtree(path, ignore_errors=True)
-    elapsed = time.perf_counter() - started
-    print(table(results))
-    print(f"\n{len(results)} probes in {elapsed:.0f} s. Well = clear error or good behaviour; raw = a library's "
-          "exception with no package message; vague = raised by package code but not naming the problem; "
-          "silent = no error for bad input; bad/data loss = a 'good behaviour' probe failed.\n")
-    misbehaving = [r for r in results if not r.well]
-    if misbehaving:
-        print("Probes not behaving well:")
-        for r in misbehaving:
-            print(f"  [{r.outcome}] {r.area}/{r.name}: {r.description}\n      -> {r.detail}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"seconds": round(elapsed, 1), "results": [r.__dict__ for r in results]},
-                                        indent=1))
-    return 0
+        torch.set_num_threads(threads)
+        datasets_logging.enable_progress_bar()
+        hf_logging.enable_progress_bar()
+        hf_logging.set_verbosity(verbosity)
+        logging.disable(logging.NOTSET)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def remove_temporary_folders() -> None:
+    for path in _TMP:
+        shutil.rmtree(path, ignore_errors=True)
+    _TMP.clear()
