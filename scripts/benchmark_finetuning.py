@@ -14,9 +14,11 @@ padding, and dev accuracy of each, measured in this one run:
 --precision instead times training steps of the cpu recipe (its model, pooling, batch size and
 sentence-like rows) in fp32, in the precision the recipe picks on this CPU, and in bf16 autocast forced on,
 interleaved, with repeats. It runs twice, each in a fresh process: with oneDNN's native instructions, and
-with ONEDNN_MAX_CPU_ISA=AVX2, which limits oneDNN to what a typical laptop without AVX512-BF16 or AMX has:
+with ONEDNN_MAX_CPU_ISA=AVX2, which keeps PyTorch's CPU backend (oneDNN) from the CPU's bf16 and AVX-512
+instructions, as on a CPU that lacks them (this simulates such a CPU on the same machine):
 
-    python scripts/benchmark_finetuning.py --precision --repeats 5 --json results/precision_benchmark.json
+    python scripts/benchmark_finetuning.py --precision --repeats 7 \
+        --json textclf_utils/stored_runs/precision_benchmark_cpu.json   # lesson 03 reads it
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ RECIPES = {
 }
 
 
-ISA_SETTINGS = {"native": None, "AVX2 (a laptop without AVX512-BF16/AMX)": "AVX2"}
+ISA_SETTINGS = {"native": None, "oneDNN limited to AVX2 (as on a CPU without bf16 instructions)": "AVX2"}
 PRECISIONS = ("fp32", "recipe", "bf16 forced")
 
 
@@ -96,13 +98,34 @@ def time_precisions(steps: int, repeats: int, seed: int) -> dict:
         for name in order:
             ms[name].append(run(settings[name], counts[name]))
     return {"ms_per_batch": ms, "recipe_precision": settings["recipe"].name, "native_bf16": cpu_has_native_bf16(),
-            "batch_size": recipe.batch_size, "threads": torch.get_num_threads()}
+            "batch_size": recipe.batch_size, "threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
+def cpu_description() -> dict:
+    """The machine the benchmark ran on: CPU model, its bf16-related flags, torch's version."""
+    import platform
+
+    import torch
+
+    model, flags = platform.processor() or platform.machine(), set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    wanted = ("avx2", "avx512f", "avx512bw", "avx512_bf16", "amx_bf16", "amx_tile")
+    return {"cpu": model, "bf16_flags": [f for f in wanted if f in flags], "torch": torch.__version__,
+            "cores": os.cpu_count()}
 
 
 def precision_benchmark(steps: int, repeats: int, seed: int) -> dict:
     """``time_precisions`` in a fresh process per entry of ``ISA_SETTINGS``; per setting, the median and
     range over repeats of each precision's ms per step, and of the per-repeat ratio fp32 / precision."""
-    figures = {}
+    figures = {"machine": cpu_description(), "repeats": repeats}
     for label, isa in ISA_SETTINGS.items():
         env = {k: v for k, v in os.environ.items() if k != "ONEDNN_MAX_CPU_ISA"}
         if isa:

@@ -35,7 +35,7 @@ LESSONS = "notebooks/[0-9][0-9]_*.ipynb"
 # and the command-line scripts that the lessons point to.
 COPIED = ["textclf_utils", "pyproject.toml", "requirements.txt", "environment.yml", "scripts/setup_env.sh",
           "scripts/finetune.py", "scripts/tune_recipe.py", "scripts/benchmark_finetuning.py", "data/README.md",
-          "LICENSE", "NOTICE"]
+          "LICENSE", "NOTICE", ".gitignore"]
 # Paths of the edition that its lessons, README and Makefile may name (checked by tests/test_student_edition.py).
 RECORDED_RESULTS = re.compile(r"results/(?:cpu|gpu)\.json")
 NAMED_PATH = re.compile(r"(?<![\w/.])(?:scripts|textclf_utils|notebooks|data|results)/[A-Za-z0-9_./-]*[A-Za-z0-9_]")
@@ -51,13 +51,17 @@ Set up once and open JupyterLab (Python 3.11 or newer; no internet needed after 
 
     make lab
 
-The datasets: ask your teacher for the course's data folder and point the course at it before `make lab`:
+The datasets: ask your teacher for the course's data folder and point the course at it before `make lab`
+or `make test`:
 
     export TEXTCLF_DATA_DIR=/path/to/data
 
-`make test` runs every lesson top to bottom in the quick `smoke` profile (tiny data, a few minutes), to check
-that your set-up works. The course's helper package is `textclf_utils/`; the command-line scripts the lessons
-mention are in `scripts/`.
+`make test` runs every lesson top to bottom in the quick `smoke` profile (tiny data), to check that your
+set-up works: about 5 to 10 minutes on a 2-core laptop. The course's helper package is `textclf_utils/`; the
+command-line scripts the lessons mention are in `scripts/` (`python scripts/finetune.py --help` shows how
+to fine-tune from the command line, on one GPU or several with `torchrun`).
+
+On Google Colab or Kaggle, upload a lesson and run it: its first cell installs the course's package there.
 """
 STUDENT_MAKEFILE = """# The student edition's commands (see README.md):
 #   make lab     set up (once) and open JupyterLab on notebooks/   (NO_BROWSER=1 on a headless server)

@@ -46,7 +46,10 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 
-PACKAGE_DIRS = (str(ROOT / "textclf_utils") + os.sep, str(ROOT / "scripts") + os.sep)
+import textclf_utils  # noqa: E402
+
+# Where package code runs from: the imported textclf_utils (a copy of it, under mutation testing) and the scripts.
+PACKAGE_DIRS = (str(Path(textclf_utils.__file__).resolve().parent) + os.sep, str(ROOT / "scripts") + os.sep)
 CLEAR_TYPES = (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError, NotADirectoryError,
                PermissionError, RuntimeError, FloatingPointError, TimeoutError, AssertionError)
 PROBE_LIMIT_S = 60

@@ -1,6 +1,7 @@
 import dataclasses
 import os
 import random
+import re
 import subprocess
 import sys
 
@@ -130,14 +131,20 @@ def test_setup_notebook_reports_versions_device_profile_and_hub(monkeypatch, cap
     for key in ("python", "torch", "transformers", "datasets", "device", "profile", "hugging face hub"):
         assert key in out
     assert "smoke (chosen in code)" in out and "offline" in out
+    monkeypatch.setattr(notebook, "hosted_runtime", lambda: None)
+    notebook.setup_notebook("smoke")
+    assert re.search(r"runtime\s+: local\n", capsys.readouterr().out)
+    monkeypatch.setattr(notebook, "hosted_runtime", lambda: "kaggle")
+    notebook.setup_notebook("smoke")
+    assert re.search(r"runtime\s+: kaggle\n", capsys.readouterr().out)
 
 
 def test_the_report_says_which_precision_the_profile_uses_and_why(monkeypatch):
     cpu, smoke = config.get_profile("cpu"), config.get_profile("smoke")
     monkeypatch.setattr(config, "cpu_has_native_bf16", lambda: True)
-    assert config.precision_report(cpu, torch.device("cpu")).startswith("bf16 autocast: this CPU runs bf16 natively")
+    assert config.precision_report(cpu, torch.device("cpu")).startswith("bf16 autocast: this CPU has bf16 instructions")
     monkeypatch.setattr(config, "cpu_has_native_bf16", lambda: False)
-    assert config.precision_report(cpu, torch.device("cpu")).startswith("fp32: this CPU has no native bf16")
+    assert config.precision_report(cpu, torch.device("cpu")).startswith("fp32: this CPU has no bf16 instructions")
     assert config.precision_report(smoke, torch.device("cpu")).startswith("fp32 (the smoke profile")
     assert "forced on" in config.precision_report(config.get_profile("gpu-cpu"), torch.device("cpu"))
     assert config.precision_report(cpu, torch.device("mps")).startswith("fp32")
@@ -152,3 +159,14 @@ def test_native_bf16_follows_onednn_and_the_isa_limit():
                              capture_output=True, text=True, check=True)
     assert limited.stdout.strip() == "False"
     assert isinstance(config.cpu_has_native_bf16(), bool)
+
+
+def test_native_bf16_needs_the_instructions_not_only_onednn(monkeypatch):
+    """oneDNN says yes on any AVX-512 CPU, where it only emulates bf16: the instructions must be there too."""
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False)
+    for avx512_bf16, amx, expected in ((False, False, False), (True, False, True), (False, True, True)):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
+        assert config.cpu_has_native_bf16() is expected
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False, raising=False)
+    assert config.cpu_has_native_bf16() is False

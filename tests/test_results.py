@@ -125,3 +125,25 @@ def test_an_array_is_refused_with_its_key_and_nothing_is_written(tmp_path):
     assert not any(tmp_path.iterdir())
     results.record_results("03_x", {"acc": np.float32(0.5), "n": np.array(3)}, "cpu", tmp_path)
     assert results.load_results("cpu", tmp_path) == {"03_x": {"acc": 0.5, "n": 3}}
+
+
+def test_the_readme_quotes_the_stored_precision_benchmark():
+    """The README's bf16 table gives the stored benchmark's figures, rounded as the ranges allow."""
+    from pathlib import Path
+
+    from textclf_utils.recipes import stored_recipe_runs
+
+    bench = stored_recipe_runs("precision_benchmark_cpu")
+    native = bench["native"]
+    limited = next(run for name, run in bench.items() if name.startswith("oneDNN limited"))
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    recipe, forced = native["recipe"], limited["bf16 forced"]
+    assert (f"**{recipe['speed_vs_fp32']:.1f}× faster** [{recipe['speed_vs_fp32_min']:.2f}, "
+            f"{recipe['speed_vs_fp32_max']:.2f}]") in readme
+    assert (f"**{1 / forced['speed_vs_fp32']:.0f}× slower** ({1 / forced['speed_vs_fp32_max']:.0f}–"
+            f"{1 / forced['speed_vs_fp32_min']:.0f}×)") in readme
+    fallback = limited["recipe"]
+    assert (f"**{fallback['speed_vs_fp32']:.2f}×** [{fallback['speed_vs_fp32_min']:.2f}, "
+            f"{fallback['speed_vs_fp32_max']:.2f}]") in readme
+    for run in (native, limited):
+        assert f"| {round(run['fp32']['median_ms']):,} | {round(run['recipe']['median_ms']):,} |" in readme

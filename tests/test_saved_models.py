@@ -129,6 +129,8 @@ def test_the_cache_saves_a_model_card_with_the_recipe_and_the_test_accuracy(toke
     assert "base_model: sentence-transformers/all-MiniLM-L6-v2" in card and "datasets: [stanfordnlp/sst2]" in card
     assert "Test accuracy **0.8532** on 872 test examples, 95 % bootstrap interval [0.831, 0.876]" in card
     assert "import textclf_utils" in card and f"| `learning_rate` | {recipe.learning_rate} |" in card
+    assert "| precision that ran | fp32 |" in card and f"truncation=True, max_length={recipe.max_length}" in card
+    assert f"This model trained on {recipe.train_examples:,} of its training rows, each of at least 10 words." in card
     for section in ("## How to load it", "## Training data", "## Recipe", "## Intended use", "## Limits"):
         assert section in card
 
@@ -146,7 +148,7 @@ def test_a_model_card_says_when_there_is_no_test_score_and_refuses_an_interval_a
                                     label_names=["a", "b"], pooling="cls", recipe={})
 
 
-def test_finetune_saves_a_model_that_pipeline_reloads_with_its_card(tmp_path, monkeypatch):
+def test_finetune_saves_a_model_that_pipeline_reloads_with_its_card(tmp_path, monkeypatch, mirror):
     """The script's folder: the recipe's pooling (mean for the cpu sst2 recipe), a model card, and a reload through
     pipeline that agrees with the script's own test accuracy."""
     from transformers import pipeline
@@ -154,6 +156,7 @@ def test_finetune_saves_a_model_that_pipeline_reloads_with_its_card(tmp_path, mo
     from textclf_utils.data import load_course_dataset
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TEXTCLF_DATA_DIR", str(mirror))
     spec = importlib.util.spec_from_file_location("finetune_script", REPO / "scripts" / "finetune.py")
     finetune = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(finetune)

@@ -630,9 +630,11 @@ def test_sst2_recipes_train_on_sentences_and_the_cpu_ones_in_bf16_where_the_cpu_
 
 
 def test_the_stored_recipe_runs_ship_inside_the_package():
-    for name in recipes.STORED_RUNS:
+    for name in ("recipe_tuning_cpu", "recipe_budget_cpu"):
         runs = recipes.stored_recipe_runs(name)
         assert runs["runs"] and all("validation_accuracy_by_epoch" in run for run in runs["runs"])
+    bench = recipes.stored_recipe_runs("precision_benchmark_cpu")
+    assert bench["native"]["recipe_precision"] == "bfloat16" and bench["machine"]["cores"] >= 1
     with pytest.raises(ValueError, match="No stored recipe runs called 'nope'"):
         recipes.stored_recipe_runs("nope")
 

@@ -118,16 +118,18 @@ def gpu_has_native_bf16() -> bool:
 
 
 def cpu_has_native_bf16() -> bool:
-    """Whether this CPU runs bf16 matrix products natively (AVX512-BF16 or AMX on x86, as oneDNN sees it).
-
-    Without them oneDNN emulates bf16, and bf16 autocast makes fine-tuning about 16x *slower* than fp32
-    (measured with ``ONEDNN_MAX_CPU_ISA=AVX2``, which limits oneDNN to a typical laptop's instructions:
-    see ``scripts/benchmark_finetuning.py --precision``)."""
-    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    """Whether this CPU has bf16 instructions (AVX512-BF16 or AMX, on x86) and PyTorch's CPU backend, oneDNN,
+    may use them. (oneDNN alone answers yes for any AVX-512 CPU, where it only emulates bf16; elsewhere bf16
+    matrix products fall back to generic code.) Anything else, ARM included, counts as no: fp32 is the safe
+    choice there. ``ONEDNN_MAX_CPU_ISA=AVX2`` turns it off, as on a CPU without bf16: see
+    ``scripts/benchmark_finetuning.py --precision``."""
+    onednn = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
     try:
-        return bool(check()) if check is not None else False
+        onednn_ok = bool(onednn()) if onednn is not None else False
     except RuntimeError:
         return False
+    instructions = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return onednn_ok and instructions
 
 
 def precision_report(profile: "Profile", device: torch.device) -> str:
@@ -143,9 +145,9 @@ def precision_report(profile: "Profile", device: torch.device) -> str:
     if not profile.bf16_on_cpu:
         return f"fp32 (the {profile.name} profile does not use mixed precision on a CPU)"
     if native:
-        return ("bf16 autocast: this CPU runs bf16 natively (AVX512-BF16 or AMX); the course's fine-tuning step "
-                "ran about 2x faster than in fp32")
-    return ("fp32: this CPU has no native bf16 (no AVX512-BF16 or AMX); emulated bf16 made the course's "
+        return ("bf16 autocast: this CPU has bf16 instructions (AVX512-BF16 or AMX); on such a CPU the course's "
+                "fine-tuning step ran about 2x faster than in fp32")
+    return ("fp32: this CPU has no bf16 instructions (AVX512-BF16 or AMX), and without them bf16 made the course's "
             "fine-tuning step about 16x slower")
 
 

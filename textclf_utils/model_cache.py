@@ -58,7 +58,7 @@ def store_finetuned_classifier(recipe: FinetuneRecipe, tokenizer, model: nn.Modu
         interval = metrics.get("test_accuracy_interval")
         save_classifier(model, tokenizer, tmp, dataset=recipe.dataset, recipe=asdict(recipe),
                         test_accuracy=metrics.get("test_accuracy"), test_examples=metrics.get("test_examples"),
-                        test_interval=tuple(interval) if interval is not None else None)
+                        test_interval=tuple(interval) if interval is not None else None, precision=result.precision)
         record = {"recipe": asdict(recipe), "history": result.history, "best_epoch": result.best_epoch,
                   "best_eval_accuracy": result.best_eval_accuracy, "train_seconds": result.train_seconds,
                   "metrics": metrics}

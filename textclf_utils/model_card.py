@@ -21,8 +21,10 @@ LIMITS = (
 
 def model_card_text(*, base_model: str, dataset: str, dataset_description: str, label_names: Sequence[str],
                     pooling: str, recipe: Mapping[str, Any], test_accuracy: float | None = None,
-                    test_interval: tuple[float, float] | None = None, test_examples: int | None = None) -> str:
-    """The card's Markdown: metadata block, loading, data, recipe, evaluation, intended use, limits."""
+                    test_interval: tuple[float, float] | None = None, test_examples: int | None = None,
+                    precision: str | None = None) -> str:
+    """The card's Markdown: metadata block, loading, data, recipe (with the ``precision`` that ran, when given),
+    evaluation, intended use, limits."""
     if pooling not in ("cls", "mean"):
         raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}.")
     if test_interval is not None and test_accuracy is None:
@@ -33,16 +35,27 @@ def model_card_text(*, base_model: str, dataset: str, dataset_description: str, 
         metadata.append(f"datasets: [{HUB_DATASETS[dataset]}]")
     metadata += ["metrics: [accuracy]", "---"]
     head = "mean of the last layer's token vectors" if pooling == "mean" else "BERT's pooler over [CLS]"
+    truncation = f", truncation=True, max_length={recipe['max_length']}" if recipe.get("max_length") else ""
     load = ["```python", "from transformers import pipeline", "",
             'classify = pipeline("text-classification", model="path/to/this/folder")',
-            'classify("A gripping, beautifully acted film.")', "```"]
+            f'classify(["A gripping, beautifully acted film."]{truncation})', "```"]
+    if truncation:
+        load += ["", f"It was trained and scored on texts cut to {recipe['max_length']} tokens: pass the same "
+                 "truncation to reproduce its test accuracy."]
     if pooling == "mean":
         load[1:1] = ["import textclf_utils  # registers the course's mean-pooling head with transformers"]
         load += ["", "The head averages the token vectors instead of reading [CLS], so the folder's model type is "
-                 "`textclf_mean_pooling_bert`. Install the course's `textclf_utils` and import it first; without "
-                 "it, transformers refuses the folder (\"does not recognize this architecture\") rather than "
-                 "loading it wrong."]
+                 "`textclf_mean_pooling_bert`. Install the course's package `textclf_utils` (from the course's "
+                 "repository: see its README) and import it first; in a Python that has not imported it, "
+                 "transformers refuses the folder (\"does not recognize this architecture\") rather than loading "
+                 "it wrong."]
     recipe_rows = [f"| `{key}` | {value} |" for key, value in recipe.items()]
+    if precision:
+        recipe_rows.append(f"| precision that ran | {precision} |")
+    data = [dataset_description + "."]
+    if recipe.get("train_examples"):
+        shortest = f", each of at least {recipe['min_train_words']} words" if recipe.get("min_train_words") else ""
+        data.append(f"This model trained on {recipe['train_examples']:,} of its training rows{shortest}.")
     if test_accuracy is None:
         evaluation = ["Not scored on a test set yet."]
     else:
@@ -58,7 +71,7 @@ def model_card_text(*, base_model: str, dataset: str, dataset_description: str, 
         f"classification head ({head}), fine-tuned end to end on {dataset}. Labels: "
         f"{', '.join(f'`{name}`' for name in label_names)}.", "",
         "## How to load it", "", *load, "",
-        "## Training data", "", dataset_description + ".", "",
+        "## Training data", "", " ".join(data), "",
         "## Recipe", "", "| setting | value |", "|---|---|", *recipe_rows, "",
         "## Evaluation", "", *evaluation, "",
         "## Intended use", "",

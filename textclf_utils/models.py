@@ -213,13 +213,14 @@ def load_classifier(
 
 def save_classifier(model, tokenizer, folder: str | Path, *, dataset: str, recipe: dict | None = None,
                     test_accuracy: float | None = None, test_interval: tuple[float, float] | None = None,
-                    test_examples: int | None = None) -> Path:
+                    test_examples: int | None = None, precision: str | None = None) -> Path:
     """Save a fine-tuned classifier the way the Hub expects: weights as safetensors, config (labels, pooling),
     tokenizer, and a model card (``README.md``: data, recipe, test accuracy, intended use, limits).
 
     The folder reloads with ``AutoModelForSequenceClassification.from_pretrained(folder)`` and
     ``pipeline("text-classification", model=folder)`` (a mean-pooling head once ``textclf_utils`` is
-    imported: see ``pooling``). ``recipe``: the settings to list (e.g. ``dataclasses.asdict(recipe)``)."""
+    imported: see ``pooling``). ``recipe``: the settings to list (e.g. ``dataclasses.asdict(recipe)``);
+    ``precision``: the one training ran in (e.g. ``TrainingResult.precision``)."""
     from .data import get_spec
     from .model_card import write_model_card
 
@@ -232,7 +233,7 @@ def save_classifier(model, tokenizer, folder: str | Path, *, dataset: str, recip
     write_model_card(folder, base_model=str(base_model), dataset=spec.name, dataset_description=spec.description,
                      label_names=label_names, pooling=getattr(model.config, "classifier_pooling", "cls"),
                      recipe=recipe or {}, test_accuracy=test_accuracy, test_interval=test_interval,
-                     test_examples=test_examples)
+                     test_examples=test_examples, precision=precision)
     return folder
 
 

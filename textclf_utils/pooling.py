@@ -8,8 +8,8 @@ course's packaged MiniLM, was never trained to put the sentence into [CLS] or it
 A mean-pooling classifier saves under a model type of its own (``MEAN_POOLING_MODEL_TYPE``), registered with
 ``AutoConfig`` and ``AutoModelForSequenceClassification`` when this module is imported (``import
 textclf_utils`` does it). So ``AutoModelForSequenceClassification.from_pretrained(folder)`` and
-``pipeline("text-classification", model=folder)`` rebuild it exactly; where ``textclf_utils`` is not
-installed they fail loudly ("does not recognize this architecture"), instead of building a plain BERT
+``pipeline("text-classification", model=folder)`` rebuild it exactly; in a Python that has not imported
+``textclf_utils`` they fail loudly ("does not recognize this architecture"), instead of building a plain BERT
 classifier with a new, random pooler.
 """
 

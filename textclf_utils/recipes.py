@@ -36,8 +36,9 @@ RECIPE_OVERRIDES: dict[tuple[str, str | None], dict[str, Any]] = {
     ("cpu", "sst2"): {"min_train_words": 10, "pooling": "mean"},
     ("gpu", "sst2"): {"min_train_words": 10, "train_examples": GPU_SST2_SENTENCES},
 }
-# The runs of scripts/tune_recipe.py that chose the cpu recipe, shipped inside the package (stored_runs/).
-STORED_RUNS = ("recipe_tuning_cpu", "recipe_budget_cpu")
+# The runs of scripts/tune_recipe.py that chose the cpu recipe, and of scripts/benchmark_finetuning.py --precision
+# that chose its precision, shipped inside the package (stored_runs/).
+STORED_RUNS = ("recipe_tuning_cpu", "recipe_budget_cpu", "precision_benchmark_cpu")
 # The gpu-cpu rehearsal runs the gpu recipe at its scale profile's sizes and step size.
 REHEARSED_FIELDS = ("train_examples", "eval_examples", "epochs", "batch_size", "learning_rate")
 
@@ -141,8 +142,9 @@ def unused_training_sentences(recipe: FinetuneRecipe, min_words: int = 5):
 
 
 def stored_recipe_runs(name: str) -> dict[str, Any]:
-    """The stored runs of ``scripts/tune_recipe.py`` called ``name`` (one of ``STORED_RUNS``), which chose the
-    cpu recipe; shipped as package data, so they are there in an installed package too."""
+    """The stored runs called ``name`` (one of ``STORED_RUNS``) that chose the cpu recipe: of
+    ``scripts/tune_recipe.py`` and ``scripts/benchmark_finetuning.py --precision``; shipped as package data, so
+    they are there in an installed package too."""
     if name not in STORED_RUNS:
         raise ValueError(f"No stored recipe runs called {name!r}; the package has {', '.join(STORED_RUNS)}.")
     stored = resources.files(__package__) / "stored_runs" / f"{name}.json"

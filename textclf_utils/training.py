@@ -120,8 +120,9 @@ def amp_settings(device: torch.device | str, enabled: bool | None = None,
     """Which mixed precision to use. ``enabled=None`` means "on for CUDA, off elsewhere".
 
     CUDA: bf16 where the GPU has it natively (no scaler needed), else fp16 with a ``GradScaler`` (a T4).
-    CPU (when ``enabled=True``): bf16 only where the CPU runs it natively (AVX512-BF16 or AMX: about 2x
-    faster than fp32 for the course's fine-tuning), else fp32, since emulated bf16 is about 16x slower. The gpu-cpu rehearsal forces
+    CPU (when ``enabled=True``): bf16 only where the CPU has bf16 instructions (AVX512-BF16 or AMX: about 2x
+    faster than fp32 for the course's fine-tuning step), else fp32, since bf16 without them was about 16x
+    slower. The gpu-cpu rehearsal forces
     bf16 on any CPU. ``bf16_supported`` overrides the device's own answer (for tests)."""
     device = torch.device(device)
     if enabled is False:
