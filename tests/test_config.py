@@ -170,3 +170,49 @@ def test_native_bf16_needs_the_instructions_not_only_onednn(monkeypatch):
         assert config.cpu_has_native_bf16() is expected
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False, raising=False)
     assert config.cpu_has_native_bf16() is False
+
+
+def test_the_cpu_and_smoke_batches_and_lengths_are_the_ones_the_recipe_was_chosen_with():
+    """The stored runs that chose the cpu recipe trained in batches of 32 cut to 64 tokens; smoke keeps the
+    same length, so that its assertions exercise the same truncation."""
+    from textclf_utils.recipes import stored_recipe_runs
+
+    chosen_with = {(run["recipe"]["batch_size"], run["recipe"]["max_length"])
+                   for name in ("recipe_tuning_cpu", "recipe_budget_cpu") for run in stored_recipe_runs(name)["runs"]
+                   if run["recipe"]["train_examples"] in (3000, 8000)}
+    cpu, smoke = config.PROFILES["cpu"], config.PROFILES["smoke"]
+    assert chosen_with == {(cpu.batch_size, cpu.max_length)} and smoke.max_length == cpu.max_length == 64
+
+
+def test_the_profile_reason_without_a_choice_follows_cuda(monkeypatch):
+    monkeypatch.delenv(config.PROFILE_ENV, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert config.profile_reason() == "default: no CUDA GPU found"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert config.profile_reason() == "default: CUDA is available"
+
+
+def test_without_onednns_answer_there_is_no_native_bf16(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None, raising=False)
+    assert config.cpu_has_native_bf16() is False
+
+
+def test_the_hub_is_reachable_when_its_https_port_answers(monkeypatch):
+    import contextlib
+
+    calls = []
+
+    def connect(address, timeout):
+        calls.append((address, timeout))
+        return contextlib.nullcontext()
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(config.socket, "create_connection", connect)
+    assert config.hub_is_reachable(timeout=1.5) is True and calls == [(("huggingface.co", 443), 1.5)]
+
+    def refuse(address, timeout):
+        raise OSError("no route")
+
+    monkeypatch.setattr(config.socket, "create_connection", refuse)
+    assert config.hub_is_reachable() is False

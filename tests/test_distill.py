@@ -468,3 +468,25 @@ def test_accuracy_of_needs_one_label_per_row_of_logits():
     assert distill.accuracy_of(logits, [0, 1, 1]) == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match=r"3 rows of logits but 2 labels"):
         distill.accuracy_of(logits, [0, 1])
+
+
+def test_teacher_logits_need_one_row_per_example():
+    from datasets import Dataset
+
+    with pytest.raises(ValueError, match="There are 3 rows of teacher logits for 2 examples"):
+        distill.with_teacher_logits(Dataset.from_dict({"text": ["a", "b"], "label": [0, 1]}), torch.zeros(3, 2))
+
+
+def test_the_bottom_layer_alone_can_be_kept():
+    teacher = tiny_bert(layers=2)
+    student = distill.layer_dropped_copy(teacher, keep=[0])
+    assert student.config.num_hidden_layers == 1
+    torch.testing.assert_close(student.bert.encoder.layer[0].attention.self.query.weight,
+                               teacher.bert.encoder.layer[0].attention.self.query.weight)
+
+
+def test_an_ngram_crop_is_a_run_of_the_sources_words_never_empty():
+    texts = ["one two three four five"] * 40
+    cropped = distill.augment_texts(texts, mask_probability=0.0, ngram_probability=1.0, max_ngram=2, copies=1, seed=0)
+    assert len(cropped) == len(texts)  # at most 2 of 5 words: never the source, never empty
+    assert all(1 <= len(c.split()) <= 2 and f" {c} " in f" {texts[0]} " for c in cropped)
