@@ -72,6 +72,7 @@ EQUIVALENT: dict[str, dict[str, str]] = {
     "imbalance": {"L48:14 1.0 -> 2.0": "raw = 2 / counts: the weights are divided by their mean, which cancels the 2"},
     "training": {
         "L317:41 True -> False": "non_blocking=False: the same values, copied synchronously (only CUDA's overlap changes)",
+        "L214:41 True -> False": "non_blocking=False: the same values, copied synchronously (only CUDA's overlap changes)",
         "L409:65 False -> True": "field(repr=True) for final_eval: only how a TrainingResult prints",
         "L601:96 2 -> 3": "a larger evaluation batch: the same logits up to float rounding (batches are length-sorted)",
         "L607:79 0.0 -> 1.0": "the value when no token was padded or real: unreachable, empty data is refused first",

@@ -904,3 +904,62 @@ def test_storing_into_a_cache_path_where_a_file_sits_says_what_to_set(tiny_model
     blocked.write_text("not a folder")
     with pytest.raises(model_cache.ModelCacheError, match=r"a-file/finetuned is not writable.*TEXTCLF_ARTIFACTS_DIR"):
         _store_tiny_entry(tiny_model_dir, blocked)
+
+
+# --- the loop's bookkeeping, pinned (survivors of the mutation sample) ----------------------------
+
+
+def test_padding_fraction_is_the_share_of_padded_positions():
+    loader = [{"attention_mask": torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0]])}, {"attention_mask": torch.ones(1, 4)}]
+    assert training.padding_fraction(loader) == pytest.approx(4 / 12)
+    assert training.padding_fraction([]) == 0.0
+
+
+def test_weight_matrices_decay_and_biases_and_layer_norms_do_not(bert):
+    _, model = bert
+    optimizer = training._optimizer(model, 1e-4, 0.01)
+    decay, no_decay = (group for group in optimizer.param_groups if group["weight_decay"] == 0.01), \
+        (group for group in optimizer.param_groups if group["weight_decay"] == 0.0)
+    decay_ids, no_decay_ids = {id(p) for p in next(decay)["params"]}, {id(p) for p in next(no_decay)["params"]}
+    named = dict(model.named_parameters())
+    assert id(named["bert.encoder.layer.0.attention.self.query.weight"]) in decay_ids
+    assert id(named["bert.embeddings.word_embeddings.weight"]) in decay_ids  # 2-D: decays
+    assert id(named["bert.encoder.layer.0.attention.self.query.bias"]) in no_decay_ids
+    assert id(named["bert.embeddings.LayerNorm.weight"]) in no_decay_ids
+
+
+def test_training_step_returns_the_batchs_loss_before_the_step(bert):
+    tokenizer, model = bert
+    batch = training.make_collator(tokenizer)(training.tokenize_dataset(_dataset(["a fine film", "dull"], [1, 0]),
+                                                                        tokenizer, 16))
+    model.eval()  # no dropout: the step computes the same loss as below
+    with torch.no_grad():
+        expected = nn.functional.cross_entropy(model(input_ids=batch["input_ids"],
+                                                     attention_mask=batch["attention_mask"]).logits, batch["labels"])
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    assert training.training_step(model, batch, optimizer, scheduler) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_the_schedule_warms_up_over_the_given_share_of_steps(bert, monkeypatch):
+    tokenizer, model = bert
+    import transformers
+
+    seen = []
+    real = transformers.get_linear_schedule_with_warmup
+    monkeypatch.setattr(transformers, "get_linear_schedule_with_warmup",
+                        lambda optimizer, warmup, total: seen.append((warmup, total)) or real(optimizer, warmup, total))
+    _train(model, tokenizer, _dataset(["a b"] * 16, [0, 1] * 8), warmup_ratio=0.5)  # 4 steps of 4
+    assert seen == [(2, 4)]
+
+
+def test_the_history_counts_samples_per_second_and_a_tie_keeps_the_earlier_epoch(bert):
+    tokenizer, model = bert
+    data = _dataset(["a fine film", "dull and slow", "great", "awful"] * 2, [1, 0, 1, 0] * 2)
+    result = training.train_classifier(model, tokenizer, data, data, epochs=2, learning_rate=1e-30, batch_size=4,
+                                       max_length=16, device="cpu", progress=False, weight_decay=0.0)
+    for epoch in result.history:
+        assert epoch["train_samples_per_second"] == pytest.approx(len(data) / epoch["seconds"])
+    first, second = result.history
+    assert (first["eval_accuracy"], first["eval_loss"]) == (second["eval_accuracy"], second["eval_loss"])
+    assert result.best_epoch == 1  # equally good: the earlier, cheaper one is kept
