@@ -140,11 +140,11 @@ def test_class_ids_are_refused_with_what_they_look_like_and_the_fix():
         checks.check_class_ids([[0.4, 0.6]])
     with pytest.raises(ValueError, match=r"labels must be class ids.*looks like scores.*threshold"):
         checks.check_class_ids([0.4, 0.6], "labels")
-    assert "argmax" in checks.class_ids_hint([[2.0, -1.0]]) and checks.class_ids_hint([0, 1]) == ""
+    assert "argmax" in checks.kind_hint([[2.0, -1.0]], "class ids") and checks.kind_hint([0, 1], "class ids") == ""
 
 
 def test_the_probability_hint_says_what_was_passed_instead():
-    assert "not its predicted classes" in checks.probability_hint([0, 1])
-    assert "np.stack([1 - p, p], axis=1)" in checks.probability_hint([0.2, 0.8])
-    assert "softmax" in checks.probability_hint([[2.0, -1.0]])
-    assert checks.probability_hint([[0.5, 0.5]]) == ""
+    assert "not its predicted classes" in checks.kind_hint([0, 1], "probabilities")
+    assert "np.stack([1 - p, p], axis=1)" in checks.kind_hint([0.2, 0.8], "probabilities")
+    assert "softmax" in checks.kind_hint([[2.0, -1.0]], "probabilities")
+    assert checks.kind_hint([[0.5, 0.5]], "probabilities") == ""

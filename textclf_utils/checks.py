@@ -207,12 +207,6 @@ PREDICTION_FIXES = {
 }
 
 
-def class_ids_hint(values) -> str:
-    """What ``values``, given where class ids were expected, look like, and how to make class ids (or "")."""
-    kind = prediction_kind(np.asarray(values))
-    return f" It looks like {kind}: {PREDICTION_FIXES[kind]}." if kind in PREDICTION_FIXES else ""
-
-
 def check_class_ids(values, name: str = "y_pred") -> np.ndarray:
     """``values`` as a 1-D integer array of class ids; ``ValueError`` saying what was passed instead
     (probabilities, logits or scores) and how to turn it into class ids."""
@@ -232,7 +226,9 @@ PROBABILITY_FIXES = {
 }
 
 
-def probability_hint(values) -> str:
-    """What ``values``, given where probabilities were expected, look like, and what to do (or "")."""
+def kind_hint(values, expected: str) -> str:
+    """What ``values`` look like where ``expected`` ("class ids" or "probabilities") was wanted, and what to do;
+    "" when they look right or like nothing known."""
+    fixes = {"class ids": PREDICTION_FIXES, "probabilities": PROBABILITY_FIXES}[expected]
     kind = prediction_kind(np.asarray(values))
-    return f" It looks like {kind}: {PROBABILITY_FIXES[kind]}." if kind in PROBABILITY_FIXES else ""
+    return f" It looks like {kind}: {fixes[kind]}." if kind in fixes else ""

@@ -16,7 +16,7 @@ from scipy import optimize, special, stats
 from sklearn.metrics import (accuracy_score, average_precision_score, confusion_matrix,
                              precision_recall_fscore_support, roc_auc_score)
 
-from .checks import check_class_ids, class_ids_hint, prediction_kind, probability_hint
+from .checks import check_class_ids, kind_hint, prediction_kind
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
@@ -31,16 +31,16 @@ def check_labels(y_true: Sequence[int], y_pred: Sequence[int] | None, num_labels
     pred = None if y_pred is None else np.asarray(y_pred)
     if true.ndim != 1 or len(true) == 0:
         raise ValueError(f"y_true must be a non-empty 1-D sequence of label ids, got shape {true.shape}."
-                         f"{class_ids_hint(true) if true.ndim == 2 else ''}")
+                         f"{kind_hint(true, 'class ids') if true.ndim == 2 else ''}")
     if pred is not None and pred.ndim != 1:
-        raise ValueError(f"y_pred must be one class id per example (1-D), got shape {pred.shape}.{class_ids_hint(pred)}")
+        raise ValueError(f"y_pred must be one class id per example (1-D), got shape {pred.shape}.{kind_hint(pred, 'class ids')}")
     if pred is not None and pred.shape != true.shape:
         raise ValueError(f"y_true and y_pred must have the same length, got {len(true)} and {pred.size}.")
     for name, values in (("y_true", true), ("y_pred", pred)):
         if values is None:
             continue
         if not np.issubdtype(values.dtype, np.integer):
-            raise ValueError(f"{name} must hold integer label ids, got dtype {values.dtype}.{class_ids_hint(values)}")
+            raise ValueError(f"{name} must hold integer label ids, got dtype {values.dtype}.{kind_hint(values, 'class ids')}")
         outside = np.flatnonzero((values < 0) | (values >= num_labels))
         if outside.size:
             raise ValueError(f"{name} has labels outside the label set 0..{num_labels - 1} "
@@ -53,7 +53,7 @@ def check_probabilities(y_prob: np.ndarray, n: int, num_labels: int) -> np.ndarr
     prob = np.asarray(y_prob, dtype=float)
     if prob.shape != (n, num_labels):
         raise ValueError(f"y_prob must have shape (examples, classes) = ({n}, {num_labels}), got {prob.shape}."
-                         f"{probability_hint(y_prob) if prob.ndim == 1 else ''}")
+                         f"{kind_hint(y_prob, 'probabilities') if prob.ndim == 1 else ''}")
     bad = ~(prob >= 0).all(axis=1) | ~(np.abs(prob.sum(axis=1) - 1.0) <= 1e-4)  # NaN counts as bad
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
@@ -159,7 +159,7 @@ def bootstrap_interval(metric: Metric, y_true, y_pred, n_resamples: int = 2000, 
     true, pred = np.asarray(y_true), np.asarray(y_pred)
     if true.shape != pred.shape or true.ndim != 1 or len(true) < 2:
         raise ValueError(f"y_true and y_pred must be 1-D, of equal length ≥ 2; got {true.shape} and {pred.shape}."
-                         f"{class_ids_hint(pred) if pred.ndim == 2 else ''}")
+                         f"{kind_hint(pred, 'class ids') if pred.ndim == 2 else ''}")
     result = stats.bootstrap((true, pred), lambda t, p: metric(t, p), paired=True, vectorized=False,
                              n_resamples=n_resamples, confidence_level=confidence, method="percentile",
                              random_state=np.random.default_rng(seed))
@@ -174,7 +174,7 @@ def paired_bootstrap_difference(metric: Metric, y_true, pred_a, pred_b, n_resamp
     true, a, b = (np.asarray(x) for x in (y_true, pred_a, pred_b))
     if not (true.shape == a.shape == b.shape) or true.ndim != 1:
         raise ValueError(f"y_true, pred_a and pred_b must be 1-D of equal length, got {true.shape}, {a.shape}, {b.shape}."
-                         f"{next((class_ids_hint(x) for x in (a, b) if x.ndim == 2), '')}")
+                         f"{next((kind_hint(x, 'class ids') for x in (a, b) if x.ndim == 2), '')}")
     result = stats.bootstrap((true, a, b), lambda t, x, y: metric(t, x) - metric(t, y), paired=True,
                              vectorized=False, n_resamples=n_resamples, confidence_level=confidence,
                              method="percentile", random_state=np.random.default_rng(seed))
@@ -264,7 +264,7 @@ def reliability_table(y_true, y_prob, n_bins: int = 10) -> pd.DataFrame:
         raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}.")
     prob = np.asarray(y_prob, dtype=float)
     if prob.ndim != 2:
-        raise ValueError(f"y_prob must have shape (examples, classes), got {prob.shape}.{probability_hint(y_prob)}")
+        raise ValueError(f"y_prob must have shape (examples, classes), got {prob.shape}.{kind_hint(y_prob, 'probabilities')}")
     true, _ = check_labels(y_true, None, prob.shape[1])
     prob = check_probabilities(prob, len(true), prob.shape[1])
     confidence, predicted = prob.max(axis=1), prob.argmax(axis=1)
